@@ -1,0 +1,26 @@
+"""Policy interfaces shared by evaluation, the base adapters and the finetuned compositions."""
+
+from __future__ import annotations
+
+from typing import Callable, Protocol, runtime_checkable
+
+import numpy as np
+
+from cohirl.envs.base import Obs
+
+
+@runtime_checkable
+class Policy(Protocol):
+    """Anything that acts in a task step by step (experts, bases, composed policies)."""
+
+    action_dim: int
+
+    def reset(self, seed: int) -> None:
+        """Start of an episode; ``seed`` drives any sampling so rollouts are reproducible."""
+
+    def act(self, obs: Obs, deterministic: bool = True) -> np.ndarray:
+        """Action in [-1, 1]^action_dim. ``deterministic`` = mode actions (evaluation default)."""
+
+
+# A picklable zero-argument callable that builds a Policy inside an evaluation worker process.
+PolicyFactory = Callable[[], Policy]

@@ -36,6 +36,8 @@ class TaskSpec:
     cameras: tuple[str, ...] = ()
     fps: int = 20
     suites: tuple[str, ...] = field(default=())
+    # [start, stop) of the end-effector xyz inside observation.state (for trajectory plots)
+    eef_pos_slice: tuple[int, int] | None = None
 
 
 @dataclass(frozen=True)

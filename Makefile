@@ -1,0 +1,44 @@
+# cohirl — the two commands a newcomer needs:
+#   make reproduce   set up .venv from the lock, then run the pipeline (`dvc repro`) on PROFILE
+#   make test        set up .venv from the lock, then run the test suite
+SHELL := /bin/bash
+PYTHON ?= python3.11
+VENV := .venv
+PROFILE ?= quick
+LOCK_HASH := $(shell cat requirements.lock pyproject.toml | sha256sum | cut -c1-16)
+STAMP := $(VENV)/.cohirl-lock-$(LOCK_HASH)
+BIN := $(CURDIR)/$(VENV)/bin
+export PATH := $(BIN):$(PATH)
+export HF_HUB_OFFLINE := 1
+export WANDB_MODE := disabled
+export DVC_NO_ANALYTICS := 1
+
+.PHONY: setup reproduce test test-fast lab notebooks clean-venv
+
+setup: $(STAMP)
+
+# Rebuilt only when the lock (or pyproject) changes: the venv is ~9.5 GB (torch CUDA wheels).
+$(STAMP): requirements.lock pyproject.toml
+	@command -v $(PYTHON) >/dev/null || { echo "need $(PYTHON) (Python 3.11) on PATH"; exit 1; }
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --disable-pip-version-check uv==0.13.9
+	$(BIN)/uv pip sync --python $(BIN)/python requirements.lock
+	$(BIN)/uv pip install --python $(BIN)/python --no-deps -e .
+	$(BIN)/python -m ipykernel install --sys-prefix --name cohirl --display-name "cohirl (.venv)" >/dev/null
+	rm -f $(VENV)/.cohirl-lock-* && touch $@
+
+reproduce: setup
+	$(BIN)/cohirl profile $(PROFILE)
+	@start=$$(date +%s); $(BIN)/dvc repro && echo "dvc repro ($(PROFILE)) wall time: $$(( $$(date +%s) - start )) s"
+
+test: setup
+	$(BIN)/python -m pytest -q
+
+notebooks:  # regenerate the paired .ipynb files from the reviewed .py sources
+	$(BIN)/jupytext --sync notebooks/*.py
+
+lab: setup
+	$(BIN)/jupyter lab notebooks/
+
+clean-venv:
+	rm -rf $(VENV)

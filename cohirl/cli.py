@@ -1,0 +1,112 @@
+"""``cohirl`` command line: one subcommand per pipeline stage (the notebooks call the same library)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Callable
+
+from cohirl import _runtime
+from cohirl.errors import CohirlError
+
+Handler = Callable[[argparse.Namespace], None]
+
+
+def cmd_tasks(args: argparse.Namespace) -> None:
+    from cohirl.envs import PAPER_SUITE, list_tasks
+
+    header = f"{'task':<16} {'simulator':<10} {'horizon':>7} {'action':>6} {'state':>5} {'env_state':>9}  paper"
+    print(header)
+    print("-" * len(header))
+    for s in sorted(list_tasks(), key=lambda s: (s.simulator, s.name)):
+        paper = "yes" if s.name in PAPER_SUITE else ""
+        print(f"{s.name:<16} {s.simulator:<10} {s.horizon:>7} {s.action_dim:>6} {s.state_dim:>5} "
+              f"{s.env_state_dim:>9}  {paper}")
+
+
+def cmd_demos(args: argparse.Namespace) -> None:
+    from cohirl.demos.pipeline import make_demos
+
+    from cohirl.demos.collect import NoiseConfig
+
+    noise = NoiseConfig(pos_sigma=args.noise_pos, rot_sigma=args.noise_rot, hold_prob=args.hold_prob)
+    out = args.out or Path("data/demos") / args.task
+    report = make_demos(args.task, args.n, args.seed, noise, out, overwrite=args.overwrite)
+    print(f"wrote {args.n} demos to {out}; expert success {report.successes}/{report.attempts}")
+
+
+def cmd_import_hdf5(args: argparse.Namespace) -> None:
+    from cohirl.demos.hdf5_import import import_hdf5
+    from cohirl.envs import get_spec
+
+    out = import_hdf5(args.path, args.out, get_spec(args.task), tuple(args.state_keys),
+                      tuple(args.env_state_keys), overwrite=args.overwrite)
+    print(f"imported {args.path} -> {out}")
+
+
+def cmd_profile(args: argparse.Namespace) -> None:
+    from cohirl.config import set_profile
+
+    params = set_profile(args.name)
+    print(f"profile {args.name}: tasks={params['tasks']} seeds={params['seeds']} methods={params['methods']}")
+
+
+def cmd_notebook(args: argparse.Namespace) -> None:
+    from cohirl.notebooks import parse_parameters, run_notebook
+
+    out = run_notebook(args.name, parse_parameters(args.param), tag=args.tag, output=args.output)
+    print(f"executed {args.name} -> {out}")
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="cohirl", description=__doc__)
+    sub = p.add_subparsers(dest="command", required=True)
+    sub.add_parser("tasks", help="list registered tasks").set_defaults(fn=cmd_tasks)
+
+    d = sub.add_parser("demos", help="collect expert demonstrations into a LeRobotDataset")
+    d.add_argument("--task", required=True)
+    d.add_argument("--n", type=int, default=50, help="successful episodes to keep")
+    d.add_argument("--seed", type=int, default=0)
+    d.add_argument("--noise-pos", type=float, default=0.0, help="DART sigma on translation inputs")
+    d.add_argument("--noise-rot", type=float, default=0.0, help="DART sigma on rotation inputs")
+    d.add_argument("--hold-prob", type=float, default=0.0, help="timing jitter: repeat previous action")
+    d.add_argument("--out", type=Path, default=None, help="dataset root (default data/demos/<task>)")
+    d.add_argument("--overwrite", action="store_true")
+    d.set_defaults(fn=cmd_demos)
+
+    h = sub.add_parser("import-hdf5", help="import a robomimic/MimicGen HDF5 file")
+    h.add_argument("path", type=Path)
+    h.add_argument("--task", required=True, help="registered task the demos belong to")
+    h.add_argument("--out", type=Path, required=True)
+    h.add_argument("--state-keys", nargs="+", default=["robot0_eef_pos", "robot0_eef_quat", "robot0_gripper_qpos"])
+    h.add_argument("--env-state-keys", nargs="+", default=["object"])
+    h.add_argument("--overwrite", action="store_true")
+    h.set_defaults(fn=cmd_import_hdf5)
+
+    nb = sub.add_parser("notebook", help="execute a pipeline notebook with papermill (kernel cohirl)")
+    nb.add_argument("name", help="notebook stem, e.g. 01_demonstrations")
+    nb.add_argument("-p", "--param", action="append", default=[], metavar="NAME=VALUE")
+    nb.add_argument("--tag", default="", help="suffix of the executed copy's name")
+    nb.add_argument("--output", type=Path, default=None)
+    nb.set_defaults(fn=cmd_notebook)
+
+    pr = sub.add_parser("profile", help="switch params.yaml to a profile (smoke|quick|paper)")
+    pr.add_argument("name")
+    pr.set_defaults(fn=cmd_profile)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    _runtime.set_offline_env()
+    args = _parser().parse_args(argv)
+    try:
+        args.fn(args)
+    except CohirlError as exc:
+        print(f"cohirl: error: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

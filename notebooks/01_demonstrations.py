@@ -19,10 +19,10 @@
 
 # %% tags=["parameters"]
 task = "square"
-profile = None  # None = the active profile in params.yaml
+profile = None
 out_root = "data/demos"
 summary_dir = "results/demos"
-n_demos = None  # override the profile's count (e.g. tiny values in tests)
+n_demos = None
 show_frames = True
 
 # %%

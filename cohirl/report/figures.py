@@ -1,0 +1,79 @@
+"""The paper's figures from result rows: learning curves, the initial-drop view, demo scaling."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Sequence
+
+import matplotlib.pyplot as plt
+import pandas as pd
+from matplotlib.axes import Axes
+from matplotlib.figure import Figure
+
+from cohirl.eval.stats import bootstrap_ci
+from cohirl.report.tables import base_levels
+
+COLORS = {"csil_ensemble": "tab:blue", "csil_residual": "tab:green", "sparse_residual": "tab:red"}
+
+
+def curve_band(rows: pd.DataFrame) -> pd.DataFrame:
+    """Mean success per env_steps with a 95 % bootstrap band over seeds."""
+    out = []
+    for steps, r in rows.groupby("env_steps"):
+        mean, low, high = bootstrap_ci(r.success_rate.to_numpy(), n_boot=2000, seed=0)
+        out.append({"env_steps": steps, "mean": mean, "low": low, "high": high, "n": len(r)})
+    return pd.DataFrame(out)
+
+
+def _plot_task(ax: Axes, evals: pd.DataFrame, base_level: float, methods: Sequence[str],
+               max_fraction: float = 1.0) -> None:
+    budget = evals.env_steps.max()
+    for method in methods:
+        band = curve_band(evals[evals.method == method])
+        band = band[band.env_steps <= budget * max_fraction + 1e-9]
+        color = COLORS.get(method)
+        ax.plot(band.env_steps, band["mean"], marker="o", ms=3, label=method, color=color)
+        ax.fill_between(band.env_steps, band.low, band.high, alpha=0.2, color=color)
+        ax.scatter([0], band["mean"].iloc[:1], marker="*", s=90, color=color, zorder=5)
+    ax.axhline(base_level, color="black", ls="--", lw=1, label="base (frozen)")
+    ax.set_ylim(-0.02, 1.02)
+    ax.set_xlabel("env steps")
+    ax.grid(alpha=0.3)
+
+
+def learning_curves(evals: pd.DataFrame, base: pd.DataFrame, methods: Sequence[str],
+                    max_fraction: float = 1.0, title: str = "") -> Figure:
+    """One panel per task: mean success vs env steps, bootstrap band over seeds; stars = BC-small."""
+    tasks = sorted(evals.task.unique())
+    levels = base_levels(base).set_index("task")["mean"]
+    fig, axes = plt.subplots(1, len(tasks), figsize=(5 * len(tasks), 3.8), squeeze=False)
+    for ax, task in zip(axes[0], tasks):
+        _plot_task(ax, evals[evals.task == task], float(levels[task]), methods, max_fraction)
+        n_seeds = evals[evals.task == task].seed.nunique()
+        ax.set_title(f"{task} ({n_seeds} seeds)")
+    axes[0][0].set_ylabel("success rate")
+    axes[0][-1].legend(fontsize=8, loc="lower right")
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+def demo_scaling_plot(curves: dict[str, pd.DataFrame]) -> Figure:
+    fig, ax = plt.subplots(figsize=(5, 3.8))
+    for task, c in curves.items():
+        c = c.sort_values("n_demos")
+        ax.errorbar(c.n_demos, c.success_rate, yerr=[c.success_rate - c.ci_low, c.ci_high - c.success_rate],
+                    marker="o", capsize=3, label=task)
+    ax.set(xscale="log", xlabel="demonstrations", ylabel="BC base success", ylim=(-0.02, 1.02),
+           title="RL or more demonstrations? BC demo scaling")
+    ax.legend()
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    return fig
+
+
+def save_figure(fig: Figure, out_dir: Path, name: str) -> None:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    for ext in ("png", "pdf"):
+        fig.savefig(out_dir / f"{name}.{ext}", dpi=150, bbox_inches="tight")

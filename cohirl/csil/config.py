@@ -1,0 +1,177 @@
+"""Configuration of the off-policy learner shared by CSIL and the sparse-reward residual baseline.
+
+Defaults follow /work/shared/paper.md ("CSIL in one page", confirmed against the official code);
+fields marked *(ours)* are choices the paper leaves open. Step numbers refer to paper.md.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass
+from typing import Any
+
+from cohirl.errors import CohirlError
+
+# R_max = -0.5·log(1e-5) + log 2 ≈ 6.45: the largest per-dimension log-ratio a std floor of
+# √1e-5 allows against the uniform prior (step 2).
+R_MAX = -0.5 * math.log(1e-5) + math.log(2.0)
+# HetStat's std at initialisation (≈ its std far from data): σ_p·tanh(√(1e-5 + ‖φ‖²)) with σ_p² = 0.75
+# and ‖φ‖² = h(π/4)² for the triangle features at (near) zero phase (Λ = e^-5). ≈ 0.61.
+_TRIANGLE_AT_QUARTER_PI = 1.1107207345 * math.pi / 4
+HETSTAT_OFF_DATA_STD = math.sqrt(0.75) * math.tanh(math.sqrt(1e-5 + _TRIANGLE_AT_QUARTER_PI**2))
+
+REWARD_SOURCES = ("coherent", "sparse", "coherent+sparse")
+PRIORS = ("uniform", "base_gaussian")
+REWARD_VARIANTS = ("positive", "nonpositive")
+ACTOR_REGS = ("kl_to_bc", "entropy", "none")
+KL_ESTIMATORS = ("exact", "sample")
+POLICY_HEADS = ("hetstat", "mlp")
+Q_REDUCTIONS = ("min", "mean")
+PERIODIC_ACTIVATIONS = ("triangle", "sin")
+
+
+@dataclass(frozen=True)
+class LearnerConfig:
+    """Every knob of the learner. Frozen; derive variants with ``dataclasses.replace`` / ``with_``."""
+
+    # --- reward (steps 2, 6; "Sparse reward" bullet) ---
+    reward_source: str = "coherent"  # "coherent" | "sparse" (env reward) | "coherent+sparse"
+    sparse_weight: float = 1.0  # λ in r = r_coherent + λ·r_sparse *(ours)*
+    prior: str = "uniform"  # "uniform" (CSIL: log p = -d·log 2) | "base_gaussian"
+    prior_std: float = HETSTAT_OFF_DATA_STD  # pre-tanh std of "base_gaussian" *(ours: HetStat init std ≈ 0.61)*
+    alpha: float | None = None  # reward temperature α; None -> 1/d (CSIL)
+    # "positive" = CSIL's r; "nonpositive" subtracts d·R_max (for termination on success).
+    reward_variant: str = "nonpositive"  # *(ours: env episodes end on success)*
+    r_max: float = R_MAX
+    # Shift of the "nonpositive" variant; None -> d·R_max (paper.md). With α = 1/d, R_max already
+    # bounds r except near the action bounds, and a smaller shift keeps values O(R_max/(1-γ)).
+    reward_offset: float | None = None
+    refine_reward: bool = True  # inverse-RL step on the reward's policy copy q_φ (step 6)
+    refine_clip: float = -5.0  # the max(r, -5) in E_agent[e^(-max(r,-5)) - 1 + r]
+    ignore_termination: bool = False  # True: bootstrap through success (fixed-horizon reading)
+    # --- discounting / data ---
+    gamma: float = 0.99
+    n_step: int = 1  # >1 only with the sparse reward (a learned reward needs every step's s, a)
+    utd: int = 1  # gradient updates per env step (the loop's business; stored here for records)
+    demo_batch_size: int = 256
+    replay_batch_size: int = 256
+    replay_capacity: int = 1_000_000  # *(ours)*
+    warmup_steps: int = 2_000  # env steps in the replay before learning *(ours; ResFiT 10k)*
+    critic_only_updates: int = 0  # first updates skip the actor (ResFiT: 10k)
+    # --- critic (steps 5, 6) ---
+    n_critics: int = 2
+    critic_hidden: tuple[int, ...] = (256, 256)
+    critic_target_heads: int | None = None  # None: min over all heads; k: min over k random heads
+    actor_q_reduction: str = "min"  # how the actor reduces the ensemble (CSIL: min)
+    grad_penalty_weight: float = 1.0  # weight of √E‖∇ₐQ‖² on demo actions (CSIL: 1, always on)
+    critic_lr: float = 3e-4
+    tau: float = 0.005  # Polyak rate of the target critic
+    # --- actor (step 6) ---
+    actor_reg: str = "kl_to_bc"  # "kl_to_bc" (β·KL(π‖q₀)) | "entropy" (SAC, fixed α) | "none"
+    beta: float = 0.01  # weight of the KL to the BC policy
+    entropy_alpha: float = 0.01  # SAC temperature for actor_reg="entropy" *(ours)*
+    kl_estimator: str = "exact"  # "exact" pre-tanh Gaussian KL (the paper's addition) | "sample"
+    actor_lr: float = 3e-4
+    reward_lr: float = 1e-3  # plain SGD on q_φ
+    max_grad_norm: float | None = None  # optional global clip for every optimiser *(ours)*
+    # --- small policy (step 3) ---
+    policy_head: str = "hetstat"  # "hetstat" | "mlp" (ablation / sparse baseline)
+    policy_hidden: tuple[int, ...] = (256, 256)
+    hetstat_bottleneck: int = 12
+    hetstat_features: int = 256  # F (total feature count; W has F/2 columns)
+    hetstat_prior_var: float = 0.75  # σ_p²
+    hetstat_init_log_lengthscale: float = -5.0  # ℓ init
+    hetstat_activation: str = "triangle"
+    mlp_zero_init_mean: bool = False  # zero the mean layer (residual starts as the base)
+    mlp_fixed_std: float | None = None  # constant pre-tanh std (TD3-style exploration)
+    # --- pretraining (steps 4, 5) ---
+    bc_steps: int = 25_000
+    bc_lr: float = 1e-3
+    bc_batch_size: int = 256
+    pretrain_critic: bool = True
+    critic_pretrain_steps: int = 5_000
+    critic_pretrain_lr: float = 1e-4
+    critic_pretrain_batch_size: int = 256
+
+    def __post_init__(self) -> None:
+        self._check_choices()
+        self._check_positive()
+        self._check_consistency()
+
+    def _check_choices(self) -> None:
+        choices = {
+            "reward_source": REWARD_SOURCES, "prior": PRIORS, "reward_variant": REWARD_VARIANTS,
+            "actor_reg": ACTOR_REGS, "kl_estimator": KL_ESTIMATORS, "policy_head": POLICY_HEADS,
+            "actor_q_reduction": Q_REDUCTIONS, "hetstat_activation": PERIODIC_ACTIVATIONS,
+        }
+        for name, allowed in choices.items():
+            if getattr(self, name) not in allowed:
+                raise CohirlError(f"LearnerConfig.{name}={getattr(self, name)!r} is unknown; use one of {allowed}.")
+
+    def _check_positive(self) -> None:
+        positive = (
+            "prior_std", "r_max", "n_step", "utd", "demo_batch_size", "replay_batch_size", "replay_capacity",
+            "n_critics", "critic_lr", "tau", "actor_lr", "reward_lr", "hetstat_bottleneck", "hetstat_features",
+            "hetstat_prior_var", "bc_lr", "bc_batch_size", "critic_pretrain_lr", "critic_pretrain_batch_size",
+        )
+        for name in positive:
+            if not getattr(self, name) > 0:
+                raise CohirlError(f"LearnerConfig.{name} must be > 0, got {getattr(self, name)}.")
+        non_negative = ("sparse_weight", "warmup_steps", "critic_only_updates", "grad_penalty_weight", "beta",
+                        "entropy_alpha", "bc_steps", "critic_pretrain_steps")
+        for name in non_negative:
+            if getattr(self, name) < 0:
+                raise CohirlError(f"LearnerConfig.{name} must be ≥ 0, got {getattr(self, name)}.")
+        if not 0.0 < self.gamma < 1.0 or not 0.0 < self.tau <= 1.0:
+            raise CohirlError(f"LearnerConfig: gamma must be in (0, 1) and tau in (0, 1]; got {self.gamma}, {self.tau}.")
+        if self.reward_offset is not None and self.reward_offset < 0:
+            raise CohirlError(f"LearnerConfig.reward_offset must be ≥ 0 or None (= d·R_max), got {self.reward_offset}.")
+        if self.alpha is not None and self.alpha <= 0:
+            raise CohirlError(f"LearnerConfig.alpha must be > 0 or None (= 1/d), got {self.alpha}.")
+
+    def _check_consistency(self) -> None:
+        if self.hetstat_features % 2:
+            raise CohirlError(f"LearnerConfig.hetstat_features must be even, got {self.hetstat_features}.")
+        if not self.critic_hidden or not self.policy_hidden:
+            raise CohirlError("LearnerConfig: critic_hidden and policy_hidden need at least one layer.")
+        if self.critic_target_heads is not None and not 1 <= self.critic_target_heads <= self.n_critics:
+            raise CohirlError(
+                f"LearnerConfig.critic_target_heads={self.critic_target_heads} must be in [1, n_critics="
+                f"{self.n_critics}] or None (min over all heads)."
+            )
+        if self.uses_coherent_reward and self.n_step != 1:
+            raise CohirlError(
+                "LearnerConfig: n_step > 1 needs reward_source='sparse' (the learned reward is evaluated per step)."
+            )
+        if self.refine_reward and not self.uses_coherent_reward:
+            raise CohirlError("LearnerConfig: refine_reward=True needs a coherent reward; set refine_reward=False.")
+        if self.mlp_fixed_std is not None and self.mlp_fixed_std <= 0:
+            raise CohirlError(f"LearnerConfig.mlp_fixed_std must be > 0 or None, got {self.mlp_fixed_std}.")
+
+    @property
+    def uses_coherent_reward(self) -> bool:
+        return self.reward_source in ("coherent", "coherent+sparse")
+
+    @property
+    def needs_bc_policy(self) -> bool:
+        """The learner must be built from a BC-pretrained policy (reward copy q_φ or reference q₀)."""
+        return self.uses_coherent_reward or self.actor_reg == "kl_to_bc"
+
+    def value_clip(self) -> float:
+        """Upper clip of bootstrapped values, R_max/(1 - γ) (step 2)."""
+        return self.r_max / (1.0 - self.gamma)
+
+    def reward_alpha(self, action_dim: int) -> float:
+        return self.alpha if self.alpha is not None else 1.0 / action_dim
+
+    def with_(self, **overrides: Any) -> "LearnerConfig":
+        """Copy with fields replaced; unknown names raise CohirlError listing the valid ones."""
+        known = {f.name for f in dataclasses.fields(self)}
+        unknown = sorted(set(overrides) - known)
+        if unknown:
+            raise CohirlError(f"Unknown LearnerConfig field(s) {unknown}; valid fields: {sorted(known)}.")
+        return dataclasses.replace(self, **overrides)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)

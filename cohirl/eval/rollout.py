@@ -1,0 +1,227 @@
+"""Paired, seeded, parallel evaluation of a policy on a task: one table row per episode.
+
+Every method is evaluated on the same initial states: episode ``i`` starts from
+``eval_init_seeds(seed, n)[i]``, and ``policy.reset(init_seed)`` makes stochastic policies
+reproducible too. An episode therefore depends only on its seed, so the rows are identical whatever
+the number of worker processes.
+
+Workers import this module: pandas and tqdm are imported only where the parent needs them.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import pickle
+import sys
+from concurrent.futures import Future, ProcessPoolExecutor, as_completed
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from cohirl.envs import CameraConfig, Task, get_spec, make_task
+from cohirl.errors import CohirlError
+from cohirl.policies.interfaces import Policy, PolicyFactory
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+COLUMNS = ("task", "method", "run_seed", "episode", "init_seed", "success", "length", "return")
+# Salt so evaluation initial states differ from the small integer seeds used to collect/train.
+_EVAL_SEED_SALT = 0x5EED_E7A1
+
+
+def eval_init_seeds(seed: int, n: int) -> list[int]:
+    """The ``n`` initial-state seeds of an evaluation (pure; a prefix of the list for a larger ``n``).
+
+    Values are uint32 so every simulator's seeding (including ``np.random.seed``) accepts them.
+    """
+    if n < 0:
+        raise CohirlError(f"number of evaluation episodes must be >= 0, got {n}.")
+    state = np.random.SeedSequence([int(seed), _EVAL_SEED_SALT]).generate_state(n, dtype=np.uint32)
+    return [int(value) for value in state]
+
+
+def check_action_dims(policy: Policy, task: Task) -> None:
+    """Raise a CohirlError when the policy's action size does not match the task's."""
+    if int(policy.action_dim) != task.spec.action_dim:
+        raise CohirlError(
+            f"policy acts in {policy.action_dim} dimensions but task {task.spec.name!r} expects "
+            f"{task.spec.action_dim}. Build the policy for this task (its action_dim must be "
+            f"{task.spec.action_dim}), e.g. train/load the checkpoint made for {task.spec.name!r}."
+        )
+
+
+def run_episode(
+    task: Task, policy: Policy, init_seed: int, deterministic: bool = True, horizon: int | None = None
+) -> dict[str, Any]:
+    """One episode from ``task.reset(init_seed)``; stops on success, at the task horizon or at ``horizon``.
+
+    Returns ``{"init_seed", "success", "length", "return"}`` (the return is the sum of sparse rewards).
+    """
+    limit = task.spec.horizon if horizon is None else min(int(horizon), task.spec.horizon)
+    if limit < 1:
+        raise CohirlError(f"evaluation horizon must be >= 1 step, got {horizon}.")
+    obs = task.reset(init_seed)
+    policy.reset(init_seed)
+    total, length, success = 0.0, 0, False
+    while length < limit:
+        obs, reward, terminated, truncated, info = task.step(policy.act(obs, deterministic=deterministic))
+        total += reward
+        length += 1
+        success = bool(info["success"])
+        if terminated or truncated:
+            break
+    return {"init_seed": int(init_seed), "success": success, "length": length, "return": total}
+
+
+# -- worker processes ----------------------------------------------------------------------------
+# Each worker builds the task and the policy once (lazily, so that errors such as an action-size
+# mismatch reach the caller as the original exception) and then runs whichever episodes it is sent.
+_WORKER: dict[str, Any] = {}
+
+
+def _init_worker(factory_bytes: bytes, task_name: str, cameras: CameraConfig | None, torch_threads: int) -> None:
+    for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+        os.environ[var] = str(torch_threads)
+    if cameras is not None and cameras.names:
+        os.environ.setdefault("MUJOCO_GL", "egl")  # before any simulator imports MuJoCo
+    _WORKER.update(factory_bytes=factory_bytes, task_name=task_name, cameras=cameras, torch_threads=torch_threads)
+
+
+def _worker_state() -> tuple[Task, Policy]:
+    if "task" not in _WORKER:
+        task = make_task(_WORKER["task_name"], _WORKER["cameras"])
+        policy = pickle.loads(_WORKER["factory_bytes"])()
+        check_action_dims(policy, task)
+        if "torch" in sys.modules:
+            from cohirl._runtime import configure_torch
+
+            configure_torch(_WORKER["torch_threads"])
+        _WORKER.update(task=task, policy=policy)
+    return _WORKER["task"], _WORKER["policy"]
+
+
+def _worker_episode(episode: int, init_seed: int, deterministic: bool, horizon: int | None) -> dict[str, Any]:
+    task, policy = _worker_state()
+    return {"episode": episode, **run_episode(task, policy, init_seed, deterministic, horizon)}
+
+
+# -- evaluation ----------------------------------------------------------------------------------
+def _pickled_factory(policy_factory: PolicyFactory) -> bytes:
+    try:
+        return pickle.dumps(policy_factory)
+    except Exception as exc:
+        raise CohirlError(
+            f"policy_factory {policy_factory!r} cannot be pickled for worker processes ({exc}). "
+            "Pass a module-level function, a functools.partial of one, or a dataclass instance "
+            "(not a lambda or closure), or use workers=1."
+        ) from exc
+
+
+def _run_in_process(policy_factory: PolicyFactory, task_name: str, cameras: CameraConfig | None,
+                    jobs: list[tuple[int, int]], deterministic: bool, horizon: int | None,
+                    bar: Any) -> list[dict[str, Any]]:
+    task = make_task(task_name, cameras)
+    try:
+        policy = policy_factory()
+        check_action_dims(policy, task)
+        rows = []
+        for episode, init_seed in jobs:
+            rows.append({"episode": episode, **run_episode(task, policy, init_seed, deterministic, horizon)})
+            _advance(bar, rows)
+        return rows
+    finally:
+        task.close()
+
+
+def _run_in_pool(policy_factory: PolicyFactory, task_name: str, cameras: CameraConfig | None,
+                 jobs: list[tuple[int, int]], workers: int, deterministic: bool, horizon: int | None,
+                 bar: Any) -> list[dict[str, Any]]:
+    torch_threads = max(1, (os.cpu_count() or 1) // workers)
+    initargs = (_pickled_factory(policy_factory), task_name, cameras, torch_threads)
+    context = _worker_context()
+    rows: list[dict[str, Any]] = []
+    with ProcessPoolExecutor(workers, mp_context=context, initializer=_init_worker, initargs=initargs) as pool:
+        futures: list[Future[dict[str, Any]]] = [
+            pool.submit(_worker_episode, episode, init_seed, deterministic, horizon) for episode, init_seed in jobs
+        ]
+        try:
+            for future in as_completed(futures):
+                rows.append(future.result())
+                _advance(bar, rows)
+        except BaseException:
+            for future in futures:
+                future.cancel()
+            raise
+    return rows
+
+
+def _worker_context() -> multiprocessing.context.BaseContext:
+    """Forkserver: workers fork from a clean server process, never from a parent holding torch threads."""
+    if "forkserver" not in multiprocessing.get_all_start_methods():
+        return multiprocessing.get_context("spawn")
+    context = multiprocessing.get_context("forkserver")
+    # Simulators are not preloaded: MuJoCo fixes its GL backend (MUJOCO_GL) when first imported.
+    context.set_forkserver_preload(["cohirl.eval.rollout"])
+    return context
+
+
+def _advance(bar: Any, rows: list[dict[str, Any]]) -> None:
+    successes = sum(row["success"] for row in rows)
+    bar.update(1)
+    bar.set_postfix(success=f"{successes}/{len(rows)} ({successes / len(rows):.0%})", refresh=False)
+
+
+def evaluate(
+    policy_factory: PolicyFactory,
+    task: str,
+    n_episodes: int,
+    seed: int,
+    workers: int = 1,
+    method: str = "",
+    run_seed: int = 0,
+    deterministic: bool = True,
+    progress: bool = True,
+    horizon: int | None = None,
+    cameras: CameraConfig | None = None,
+) -> pd.DataFrame:
+    """Evaluate ``policy_factory()`` on ``n_episodes`` seeded initial states of ``task``.
+
+    ``seed`` picks the initial states (share it across methods for a paired comparison);
+    ``method`` and ``run_seed`` only label the rows. ``workers=1`` runs in this process; more runs
+    the episodes in that many fresh worker processes (forkserver, else spawn), each building the
+    task and ``policy_factory()`` once (the factory must then be picklable).
+    ``horizon`` caps episodes below the task's own horizon; ``cameras`` adds image observations.
+    Returns one row per episode with the columns ``COLUMNS``, sorted by episode.
+    """
+    from tqdm.auto import tqdm
+
+    spec = get_spec(task)
+    if workers < 1:
+        raise CohirlError(f"workers must be >= 1, got {workers}.")
+    jobs = list(enumerate(eval_init_seeds(seed, n_episodes)))
+    bar = tqdm(total=n_episodes, desc=f"eval {method or 'policy'} on {spec.name}", disable=not progress)
+    try:
+        if workers == 1 or n_episodes <= 1:
+            rows = _run_in_process(policy_factory, spec.name, cameras, jobs, deterministic, horizon, bar)
+        else:
+            workers = min(workers, n_episodes)
+            rows = _run_in_pool(policy_factory, spec.name, cameras, jobs, workers, deterministic, horizon, bar)
+    finally:
+        bar.close()
+    return _episode_table(rows, spec.name, method, run_seed)
+
+
+def _episode_table(rows: list[dict[str, Any]], task: str, method: str, run_seed: int) -> pd.DataFrame:
+    import pandas as pd
+
+    table = pd.DataFrame(rows, columns=["episode", "init_seed", "success", "length", "return"])
+    table = table.sort_values("episode", kind="stable").reset_index(drop=True)
+    table.insert(0, "task", task)
+    table.insert(1, "method", method)
+    table.insert(2, "run_seed", int(run_seed))
+    return table.astype(
+        {"run_seed": "int64", "episode": "int64", "init_seed": "int64", "success": "bool",
+         "length": "int64", "return": "float64"}
+    )[list(COLUMNS)]

@@ -7,7 +7,6 @@ Layout of artefacts (paths relative to the repository root):
 
 from __future__ import annotations
 
-import json
 import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -17,6 +16,7 @@ import pandas as pd
 
 from cohirl.config import from_dict, read_params, task_settings
 from cohirl.errors import CohirlError
+from cohirl.io import write_csv
 
 DEMOS_DIR, BASE_DIR, RESULTS_DIR = Path("data/demos"), Path("data/base"), Path("results")
 
@@ -128,22 +128,20 @@ def run_demo_scaling(task: str, work_dir: Path, results_csv: Path | None = None,
     return table
 
 
-def write_csv(df: pd.DataFrame, path: Path) -> Path:
-    """Write atomically (temporary file + rename)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    df.to_csv(tmp, index=False)
-    os.replace(tmp, path)
-    return path
+def run_finetune_stage(task: str, method: str, seed: int, out_dir: Path | None = None,
+                       demos_root: Path | None = None, base_dir: Path | None = None,
+                       progress: bool = True, stop_after_steps: int | None = None) -> pd.DataFrame:
+    """Stages 3–4 for one (task, method, seed): pretraining, step-0 evaluation, online finetuning."""
+    from cohirl.demos.dataset import load_demo_arrays
+    from cohirl.training.loop import FinetuneConfig, Finetuner
 
-
-def write_json(obj: Any, path: Path) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(obj, indent=2, default=str))
-    os.replace(tmp, path)
-    return path
+    cfg = stage_config(FinetuneConfig, "finetune", task)
+    ev = stage_config(EvalConfig, "eval", task)
+    demos = load_demo_arrays(Path(demos_root or DEMOS_DIR / task))
+    out_dir = Path(out_dir or RESULTS_DIR / "runs" / task / method / str(seed))
+    runner = Finetuner(task, method, seed, cfg, demos, base_factory(task, base_dir), ev, out_dir, progress)
+    return runner.run(stop_after_steps)
 
 
 __all__ = ["BaseStageConfig", "DemoScalingConfig", "EvalConfig", "evaluate_base",
-           "run_base_stage", "run_demo_scaling", "stage_config"]
+           "run_base_stage", "run_demo_scaling", "run_finetune_stage", "stage_config"]

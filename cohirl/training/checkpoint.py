@@ -40,12 +40,11 @@ def load_checkpoint(path: Path) -> dict[str, Any]:
     return state
 
 
-def rng_state(np_rng: Any, torch_gen: torch.Generator) -> dict[str, Any]:
-    return {"numpy": np_rng.bit_generator.state, "torch": torch_gen.get_state(),
-            "torch_global": torch.get_rng_state()}
+def rng_state(np_rng: Any) -> dict[str, Any]:
+    """The loop's own RNG states (the learner saves its torch generators in its state_dict)."""
+    return {"numpy": np_rng.bit_generator.state, "torch_global": torch.get_rng_state()}
 
 
-def restore_rng(state: dict[str, Any], np_rng: Any, torch_gen: torch.Generator) -> None:
+def restore_rng(state: dict[str, Any], np_rng: Any) -> None:
     np_rng.bit_generator.state = state["numpy"]
-    torch_gen.set_state(state["torch"])
     torch.set_rng_state(state["torch_global"])

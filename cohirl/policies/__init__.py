@@ -1,0 +1,1 @@
+"""Stage 2 and composition: frozen chunking bases, small policies, residual/ensemble composition."""

@@ -1,0 +1,265 @@
+"""The finetuning loop for one (task, method, seed): CSIL and the sparse baseline share all of it.
+
+Read top to bottom: build the demo buffer (demo actions → small-policy targets with the base's
+a_b at the deployment chunk phase), pretrain (BC + critic, per method), evaluate at step 0, then
+act → store → update (UTD per env step after warm-up) with periodic evaluation and checkpoints.
+
+Resumable: checkpoints (networks, optimisers, replay, RNG states, counters, evaluation rows) are
+written atomically at episode boundaries; running the same call again resumes from the last one
+and produces rows identical to an uninterrupted run. A checkpoint made with other settings is
+never resumed (its fingerprint differs); it is moved aside and the run starts fresh.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from tqdm.auto import tqdm
+
+from cohirl.csil.learner import Learner
+from cohirl.csil.methods import build_method
+from cohirl.csil.pretrain import build_learner
+from cohirl.demos.dataset import DemoArrays
+from cohirl.envs import ENV_STATE_KEY, STATE_KEY, make_task
+from cohirl.errors import CohirlError
+from cohirl.io import write_csv, write_json
+from cohirl.eval.rollout import evaluate
+from cohirl.eval.stats import wilson_interval
+from cohirl.policies.base import ChunkStepper, base_actions_for_episode
+from cohirl.training.agent import policy_input, save_actor_snapshot, snapshot_factory
+from cohirl.training.checkpoint import CHECKPOINT_NAME, load_checkpoint, rng_state, restore_rng, save_checkpoint
+from cohirl.training.replay import DemoEpisode, ReplayBuffer, demo_buffer
+
+TRAIN_SEED_OFFSET = 2_000_000_000  # training episodes never start from evaluation or demo states
+
+
+@dataclass(frozen=True)
+class FinetuneConfig:
+    """Budgets of one run (``params.yaml``: ``profiles.<p>.finetune``); ``learner`` overrides any
+    ``LearnerConfig`` field, ``composition`` any ``Composition`` field, for every method."""
+
+    env_steps: int = 100_000  # the paper: 100k–450k env steps per task
+    eval_every: int = 10_000
+    eval_episodes: int = 50
+    checkpoint_every: int = 10_000
+    bc_steps: int | None = None  # None: the method's default (CSIL 25k)
+    critic_pretrain_steps: int | None = None  # None: CSIL 5k
+    warmup_steps: int | None = None  # env steps in replay before learning
+    batch_size: int | None = None  # per half: demo batch = replay batch
+    utd: int | None = None  # updates per env step
+    see_base_action: bool = True  # the small policy observes a_b(t)
+    max_episode_steps: int | None = None  # cap below the task horizon (tiny test/smoke budgets only)
+    learner: dict[str, Any] = field(default_factory=dict)
+    composition: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if min(self.env_steps, self.eval_every, self.eval_episodes, self.checkpoint_every) <= 0:
+            raise CohirlError(f"finetune budgets must be positive: {self}")
+
+    def learner_overrides(self) -> dict[str, Any]:
+        pairs = {"bc_steps": self.bc_steps, "critic_pretrain_steps": self.critic_pretrain_steps,
+                 "warmup_steps": self.warmup_steps, "utd": self.utd}
+        out = {k: v for k, v in pairs.items() if v is not None}
+        if self.batch_size is not None:
+            out.update(demo_batch_size=self.batch_size, replay_batch_size=self.batch_size,
+                       bc_batch_size=self.batch_size, critic_pretrain_batch_size=self.batch_size)
+        return {**out, **self.learner}
+
+
+@dataclass
+class RunState:
+    """Counters and rows that a checkpoint carries besides networks and replay."""
+
+    env_steps: int = 0
+    episodes: int = 0
+    evals: list[dict[str, Any]] = field(default_factory=list)
+    eval_episodes: list[dict[str, Any]] = field(default_factory=list)
+    train_log: list[dict[str, Any]] = field(default_factory=list)
+    pretrain_metrics: dict[str, float] = field(default_factory=dict)
+
+
+def demo_episodes(demos: DemoArrays, base: ChunkStepper, replan_every: int, see_base: bool) -> list[DemoEpisode]:
+    """Demonstrations with a_b(t) from the frozen base at the deployment chunk phase."""
+    out = []
+    for sl in demos.episode_slices():
+        a_b = base_actions_for_episode(base.policy, demos.state[sl], demos.env_state[sl], replan_every)
+        a_b = np.concatenate([a_b, a_b[-1:]])  # final observation: repeat (terminal for successes)
+        state = np.concatenate([demos.state[sl], demos.state[sl][-1:]])
+        env_state = np.concatenate([demos.env_state[sl], demos.env_state[sl][-1:]])
+        out.append(DemoEpisode(obs=policy_input(state, env_state, a_b, see_base), base_action=a_b,
+                               action=demos.action[sl], success=bool(demos.success[sl][-1])))
+    return out
+
+
+class Finetuner:
+    """One (task, method, seed) run. ``run()`` does everything; the pieces are methods for tests."""
+
+    def __init__(self, task: str, method: str, seed: int, cfg: FinetuneConfig, demos: DemoArrays,
+                 base_factory: Any, eval_cfg: Any, out_dir: Path, progress: bool = True) -> None:
+        self.task_name, self.method, self.seed, self.cfg = task, method, seed, cfg
+        self.base_factory, self.eval_cfg, self.out_dir, self.progress = base_factory, eval_cfg, Path(out_dir), progress
+        self.learner_cfg, self.composition = build_method(method, cfg.learner_overrides(), cfg.composition)
+        self.base: ChunkStepper = base_factory()
+        if self.base.action_dim != demos.action.shape[1]:
+            raise CohirlError(f"base acts in {self.base.action_dim}-d but the demonstrations of {task} are "
+                              f"{demos.action.shape[1]}-d: retrain the base on this task's demos.")
+        self.demos = demo_buffer(demo_episodes(demos, self.base, self.base.replan_every, cfg.see_base_action),
+                                 self.composition, self.learner_cfg.n_step, self.learner_cfg.gamma)
+        self.replay = ReplayBuffer(min(self.learner_cfg.replay_capacity, cfg.env_steps), self.demos.obs_dim,
+                                   self.demos.action_dim, self.learner_cfg.n_step, self.learner_cfg.gamma)
+        self.rng = np.random.default_rng(seed)
+        self.task = make_task(task)
+        cap = cfg.max_episode_steps or self.task.spec.horizon
+        self.episode_cap = min(cap, self.task.spec.horizon)
+        self.state = RunState()
+        self.learner: Learner | None = None
+
+    # -- setup ---------------------------------------------------------------------------------
+    def fingerprint(self) -> str:
+        record = {"task": self.task_name, "method": self.method, "seed": self.seed, "cfg": asdict(self.cfg),
+                  "learner": self.learner_cfg.to_dict(), "composition": asdict(self.composition),
+                  "eval": asdict(self.eval_cfg), "demos": int(len(self.demos))}
+        return hashlib.sha256(json.dumps(record, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+    @property
+    def checkpoint_path(self) -> Path:
+        return self.out_dir / "checkpoints" / CHECKPOINT_NAME
+
+    def setup(self) -> None:
+        """Resume from a matching checkpoint, or pretrain and evaluate step 0."""
+        if self.checkpoint_path.exists():
+            ckpt = load_checkpoint(self.checkpoint_path)
+            if ckpt.get("fingerprint") == self.fingerprint():
+                self._restore(ckpt)
+                return
+            self.checkpoint_path.rename(self.checkpoint_path.with_suffix(".stale"))
+        self.learner, self.state.pretrain_metrics = build_learner(
+            self.learner_cfg, self.composition, self.demos, self.seed, self.progress)
+        self.evaluate_now()
+        self.save()
+
+    def _restore(self, ckpt: dict[str, Any]) -> None:
+        self.learner = Learner.from_state_dict(ckpt["learner"])
+        self.replay.load_state_dict(ckpt["replay"])
+        restore_rng(ckpt["rng"], self.rng)
+        self.state = RunState(**ckpt["run"])
+
+    def save(self) -> None:
+        assert self.learner is not None
+        save_checkpoint({"fingerprint": self.fingerprint(), "env_steps": self.state.env_steps,
+                         "learner": self.learner.state_dict(), "replay": self.replay.state_dict(),
+                         "rng": rng_state(self.rng),
+                         "run": asdict(self.state)}, self.checkpoint_path)
+
+    # -- evaluation ----------------------------------------------------------------------------
+    def evaluate_now(self) -> dict[str, Any]:
+        assert self.learner is not None
+        path = save_actor_snapshot(self.learner, self.out_dir / "checkpoints" / "actor_eval.pt",
+                                   self.cfg.see_base_action)
+        ev = self.eval_cfg
+        rows = evaluate(snapshot_factory(self.base_factory, path), self.task_name, self.cfg.eval_episodes,
+                        ev.seed, workers=ev.workers, method=self.method, run_seed=self.seed,
+                        progress=False, horizon=self.episode_cap)
+        rows["env_steps"] = self.state.env_steps
+        k, n = int(rows.success.sum()), len(rows)
+        low, high = wilson_interval(k, n)
+        row = {"task": self.task_name, "method": self.method, "seed": self.seed,
+               "env_steps": self.state.env_steps, "n_episodes": n, "successes": k, "success_rate": k / n,
+               "ci_low": low, "ci_high": high, "mean_return": float(rows["return"].mean()),
+               "mean_length": float(rows.length.mean()), "mean_learned_reward": self._mean_learned_reward()}
+        self.state.evals.append(row)
+        self.state.eval_episodes.extend(rows.to_dict("records"))
+        return row
+
+    def _mean_learned_reward(self) -> float:
+        """Mean learned reward on (up to) 1024 recent replay transitions (demos before any replay)."""
+        assert self.learner is not None
+        if not self.learner_cfg.uses_coherent_reward:
+            return float("nan")
+        source = self.replay if len(self.replay) else self.demos
+        batch = source.gather(np.arange(max(0, len(source) - 1024), len(source)))
+        return float(self.learner.reward(batch).mean())
+
+    # -- interaction ---------------------------------------------------------------------------
+    def run_episode(self, bar: Any) -> None:
+        """One training episode: act, store, update; evaluations fall wherever their step is."""
+        assert self.learner is not None
+        obs = self.task.reset(TRAIN_SEED_OFFSET + self.seed * 1_000_000 + self.state.episodes)
+        self.base.reset(self.state.episodes)
+        a_b = self.base.base_action(obs)
+        x = policy_input(obs[STATE_KEY], obs[ENV_STATE_KEY], a_b, self.cfg.see_base_action)
+        done, ret, metrics = False, 0.0, {}
+        while not done and self.state.env_steps < self.cfg.env_steps:
+            executed, u = self.learner.act(x, a_b, deterministic=False)
+            obs, reward, terminated, truncated, info = self.task.step(executed)
+            truncated = truncated or (not terminated and self.task.t >= self.episode_cap)
+            done = terminated or truncated
+            next_a_b = self.base.base_action(obs)
+            next_x = policy_input(obs[STATE_KEY], obs[ENV_STATE_KEY], next_a_b, self.cfg.see_base_action)
+            cut = not done and self.state.env_steps + 1 >= self.cfg.env_steps  # budget ends mid-episode
+            self.replay.add(obs=x, policy_action=u, base_action=a_b, action=executed, reward=reward,
+                            terminated=terminated, truncated=truncated or cut, next_obs=next_x,
+                            next_base_action=next_a_b)
+            x, a_b, ret = next_x, next_a_b, ret + reward
+            self.state.env_steps += 1
+            metrics = self.update() or metrics
+            bar.update(1)
+            if self.state.env_steps % self.cfg.eval_every == 0 or self.state.env_steps == self.cfg.env_steps:
+                last = self.evaluate_now()
+                bar.set_postfix(success=f"{last['success_rate']:.2f}", refresh=False)
+        self.state.episodes += 1
+        self.state.train_log.append({"env_steps": self.state.env_steps, "episode": self.state.episodes,
+                                     "return": ret, "success": bool(info["success"]), "length": self.task.t,
+                                     **{k: float(v) for k, v in metrics.items()}})
+
+    def update(self) -> dict[str, float]:
+        """``utd`` learner updates on half-demo / half-replay batches, once warm-up is over."""
+        assert self.learner is not None
+        cfg = self.learner_cfg
+        if len(self.replay) < max(1, cfg.warmup_steps):
+            return {}
+        metrics: dict[str, float] = {}
+        for _ in range(cfg.utd):
+            try:
+                metrics = self.learner.update(self.demos.sample(cfg.demo_batch_size, self.rng),
+                                              self.replay.sample(cfg.replay_batch_size, self.rng))
+            except CohirlError as exc:
+                raise CohirlError(f"{self.task_name}/{self.method}/seed {self.seed}: training diverged at env "
+                                  f"step {self.state.env_steps}: {exc}. The last good checkpoint is "
+                                  f"{self.checkpoint_path}.") from exc
+        return metrics
+
+    # -- the whole run -------------------------------------------------------------------------
+    def run(self, stop_after_steps: int | None = None) -> pd.DataFrame:
+        """Train to the budget (or until ``stop_after_steps``, to simulate a kill in tests)."""
+        start = time.perf_counter()
+        self.setup()
+        next_ckpt = (self.state.env_steps // self.cfg.checkpoint_every + 1) * self.cfg.checkpoint_every
+        bar = tqdm(total=self.cfg.env_steps, initial=self.state.env_steps, disable=not self.progress,
+                   desc=f"{self.task_name}/{self.method}/s{self.seed}", mininterval=2.0)
+        while self.state.env_steps < self.cfg.env_steps:
+            self.run_episode(bar)
+            if self.state.env_steps >= next_ckpt or self.state.env_steps >= self.cfg.env_steps:
+                self.save()
+                next_ckpt = (self.state.env_steps // self.cfg.checkpoint_every + 1) * self.cfg.checkpoint_every
+            if stop_after_steps is not None and self.state.env_steps >= stop_after_steps:
+                break
+        bar.close()
+        self.write_results(time.perf_counter() - start)
+        return pd.DataFrame(self.state.evals)
+
+    def write_results(self, wall_s: float) -> None:
+        write_csv(pd.DataFrame(self.state.evals), self.out_dir / "evals.csv")
+        write_csv(pd.DataFrame(self.state.eval_episodes), self.out_dir / "episodes.csv")
+        write_csv(pd.DataFrame(self.state.train_log), self.out_dir / "train_log.csv")
+        write_json({"fingerprint": self.fingerprint(), "wall_s_last_call": wall_s,
+                    "pretrain": self.state.pretrain_metrics, "learner": self.learner_cfg.to_dict(),
+                    "composition": asdict(self.composition), "finetune": asdict(self.cfg)},
+                   self.out_dir / "run.json")

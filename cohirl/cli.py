@@ -59,6 +59,20 @@ def cmd_notebook(args: argparse.Namespace) -> None:
     print(f"executed {args.name} -> {out}")
 
 
+def cmd_demo_scaling(args: argparse.Namespace) -> None:
+    from cohirl.stages import run_demo_scaling
+
+    table = run_demo_scaling(args.task, args.work_dir or Path("data/demo_scaling") / args.task)
+    print(table.to_string(index=False))
+
+
+def cmd_finetune(args: argparse.Namespace) -> None:
+    from cohirl.stages import run_finetune_stage
+
+    evals = run_finetune_stage(args.task, args.method, args.seed)
+    print(evals[["env_steps", "success_rate", "ci_low", "ci_high"]].to_string(index=False))
+
+
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="cohirl", description=__doc__)
     sub = p.add_subparsers(dest="command", required=True)
@@ -90,6 +104,17 @@ def _parser() -> argparse.ArgumentParser:
     nb.add_argument("--tag", default="", help="suffix of the executed copy's name")
     nb.add_argument("--output", type=Path, default=None)
     nb.set_defaults(fn=cmd_notebook)
+
+    ds = sub.add_parser("demo-scaling", help="BC base success vs number of demonstrations")
+    ds.add_argument("--task", required=True)
+    ds.add_argument("--work-dir", type=Path, default=None, help="where the per-N bases go")
+    ds.set_defaults(fn=cmd_demo_scaling)
+
+    ft = sub.add_parser("finetune", help="one (task, method, seed) finetuning run (resumable)")
+    ft.add_argument("--task", required=True)
+    ft.add_argument("--method", required=True)
+    ft.add_argument("--seed", type=int, default=0)
+    ft.set_defaults(fn=cmd_finetune)
 
     pr = sub.add_parser("profile", help="switch params.yaml to a profile (smoke|quick|paper)")
     pr.add_argument("name")

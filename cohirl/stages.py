@@ -143,5 +143,24 @@ def run_finetune_stage(task: str, method: str, seed: int, out_dir: Path | None =
     return runner.run(stop_after_steps)
 
 
+def pretrained_learner(task: str, method: str, seed: int = 0, progress: bool = True,
+                       learner_overrides: dict[str, Any] | None = None) -> tuple[Any, Any, dict[str, float]]:
+    """BC + critic pretraining only (notebook 03): (learner, demo buffer, pretraining metrics)."""
+    from cohirl.csil.methods import build_method
+    from cohirl.csil.pretrain import build_learner
+    from cohirl.demos.dataset import load_demo_arrays
+    from cohirl.training.loop import FinetuneConfig, demo_episodes
+    from cohirl.training.replay import demo_buffer
+
+    cfg = stage_config(FinetuneConfig, "finetune", task)
+    learner_cfg, composition = build_method(method, {**cfg.learner_overrides(), **(learner_overrides or {})},
+                                            cfg.composition)
+    base = base_factory(task)()
+    episodes = demo_episodes(load_demo_arrays(DEMOS_DIR / task), base, base.replan_every, cfg.see_base_action)
+    demos = demo_buffer(episodes, composition, learner_cfg.n_step, learner_cfg.gamma)
+    learner, metrics = build_learner(learner_cfg, composition, demos, seed, progress)
+    return learner, demos, metrics
+
+
 __all__ = ["BaseStageConfig", "DemoScalingConfig", "EvalConfig", "evaluate_base",
-           "run_base_stage", "run_demo_scaling", "run_finetune_stage", "stage_config"]
+           "pretrained_learner", "run_base_stage", "run_demo_scaling", "run_finetune_stage", "stage_config"]

@@ -22,7 +22,7 @@
 results_dir = "results"
 profile = None
 out_tables = "results/tables"
-out_figures = "results/figures"
+out_figures = "results/figures/paper"
 
 # %%
 import json

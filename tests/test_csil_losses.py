@@ -40,7 +40,9 @@ def test_r_max_and_coherent_reward_variants() -> None:
     positive = losses.coherent_reward(log_q, log_p, alpha=1 / 3, action_dim=3)
     assert torch.allclose(positive, (log_q + 3 * math.log(2)) / 3)
     nonpositive = losses.coherent_reward(log_q, log_p, 1 / 3, 3, variant="nonpositive")
-    assert torch.allclose(nonpositive, positive - 3 * R_MAX)
+    assert torch.allclose(nonpositive, positive - (1 / 3) * 3 * R_MAX)  # default shift α·d·R_max
+    peaked = torch.tensor([3 * (R_MAX - math.log(2))])  # log q at the per-dimension density bound
+    assert losses.coherent_reward(peaked, log_p[:1], 1 / 3, 3, variant="nonpositive").item() <= 1e-6
     with pytest.raises(CohirlError, match="variant"):
         losses.coherent_reward(log_q, log_p, 1 / 3, 3, variant="clipped")
 

@@ -41,11 +41,11 @@ class LearnerConfig:
     prior: str = "uniform"  # "uniform" (CSIL: log p = -d·log 2) | "base_gaussian"
     prior_std: float = HETSTAT_OFF_DATA_STD  # pre-tanh std of "base_gaussian" *(ours: HetStat init std ≈ 0.61)*
     alpha: float | None = None  # reward temperature α; None -> 1/d (CSIL)
-    # "positive" = CSIL's r; "nonpositive" subtracts d·R_max (for termination on success).
+    # "positive" = CSIL's r; "nonpositive" shifts it to r ≤ 0 (for termination on success).
     reward_variant: str = "nonpositive"  # *(ours: env episodes end on success)*
     r_max: float = R_MAX
-    # Shift of the "nonpositive" variant; None -> d·R_max (paper.md). With α = 1/d, R_max already
-    # bounds r except near the action bounds, and a smaller shift keeps values O(R_max/(1-γ)).
+    # Shift of the "nonpositive" variant; None -> α·d·R_max, the smallest shift giving r ≤ 0
+    # (paper.md's d·R_max is that bound at α = 1; at α = 1/d it would put values near -4500).
     reward_offset: float | None = None
     refine_reward: bool = True  # inverse-RL step on the reward's policy copy q_φ (step 6)
     refine_clip: float = -5.0  # the max(r, -5) in E_agent[e^(-max(r,-5)) - 1 + r]
@@ -126,7 +126,7 @@ class LearnerConfig:
         if not 0.0 < self.gamma < 1.0 or not 0.0 < self.tau <= 1.0:
             raise CohirlError(f"LearnerConfig: gamma must be in (0, 1) and tau in (0, 1]; got {self.gamma}, {self.tau}.")
         if self.reward_offset is not None and self.reward_offset < 0:
-            raise CohirlError(f"LearnerConfig.reward_offset must be ≥ 0 or None (= d·R_max), got {self.reward_offset}.")
+            raise CohirlError(f"LearnerConfig.reward_offset must be ≥ 0 or None (= α·d·R_max), got {self.reward_offset}.")
         if self.alpha is not None and self.alpha <= 0:
             raise CohirlError(f"LearnerConfig.alpha must be > 0 or None (= 1/d), got {self.alpha}.")
 

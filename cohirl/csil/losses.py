@@ -68,12 +68,17 @@ def coherent_reward(
     r_max: float = -0.5 * math.log(1e-5) + math.log(2.0),
     offset: float | None = None,
 ) -> torch.Tensor:
-    """r = α(log q(u|s) - log p(u|s)) (step 2); "nonpositive" subtracts ``offset`` (None: d·R_max)."""
+    """r = α(log q(u|s) - log p(u|s)) (step 2); "nonpositive" subtracts ``offset``.
+
+    The default offset is α·d·R_max: each action dimension's log-ratio is at most ≈ R_max, so this is
+    the smallest shift that makes every reward ≤ 0 (paper.md's "subtract d·R_max" reads with α = 1;
+    with α = 1/d, subtracting d·R_max would put every value near −d·R_max/(1−γ) ≈ −4500 for d = 7).
+    """
     _check("log_q", log_q, (None,))
     _check("log_p", log_p, tuple(log_q.shape))
     reward = alpha * (log_q - log_p)
     if variant == "nonpositive":
-        return reward - (action_dim * r_max if offset is None else offset)
+        return reward - (alpha * action_dim * r_max if offset is None else offset)
     if variant != "positive":
         raise CohirlError(f"Unknown reward variant {variant!r}; use 'positive' or 'nonpositive'.")
     return reward

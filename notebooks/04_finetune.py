@@ -1,0 +1,55 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: ipynb,py:percent
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#   kernelspec:
+#     display_name: cohirl
+#     language: python
+#     name: cohirl
+# ---
+
+# %% [markdown]
+# # 04 — Finetuning one (task, method, seed)
+# CSIL (ensemble or residual small policy over the frozen base, coherent reward, pretrained
+# critic, KL-to-BC actor) or the sparse-reward residual baseline — the same loop, different
+# configuration. Evaluations use mode actions on the shared seeded initial states; step 0 is
+# right after pretraining. Re-running resumes from the last checkpoint.
+
+# %% tags=["parameters"]
+task = "square"
+method = "csil_ensemble"
+seed = 0
+
+# %%
+from pathlib import Path
+
+import matplotlib.pyplot as plt
+import pandas as pd
+
+from cohirl.stages import RESULTS_DIR, run_finetune_stage
+
+run_dir = RESULTS_DIR / "runs" / task / method / str(seed)
+evals = run_finetune_stage(task, method, seed)
+evals
+
+# %%
+base = pd.read_csv(RESULTS_DIR / "base" / f"{task}.csv")
+fig, ax = plt.subplots(figsize=(6, 3.8))
+ax.plot(evals.env_steps, evals.success_rate, marker="o", label=method)
+ax.fill_between(evals.env_steps, evals.ci_low, evals.ci_high, alpha=0.2)
+ax.axhline(base.success.mean(), color="black", ls="--", label="base (frozen)")
+ax.scatter([0], evals.success_rate.iloc[:1], marker="*", s=120, color="tab:orange", zorder=5,
+           label="BC-small (step 0)")
+ax.set(xlabel="env steps", ylabel="success rate (95% Wilson)", ylim=(-0.02, 1.02),
+       title=f"{task} / {method} / seed {seed}")
+ax.legend(fontsize=8)
+
+# %%
+log = pd.read_csv(run_dir / "train_log.csv")
+cols = [c for c in ("critic_loss", "actor_loss", "reward_loss", "q_mean") if c in log.columns]
+if cols:
+    log.plot(x="env_steps", y=cols, subplots=True, figsize=(7, 1.8 * len(cols)), legend=True)
+log.tail()

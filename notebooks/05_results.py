@@ -5,6 +5,8 @@
 #     text_representation:
 #       extension: .py
 #       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
 #   kernelspec:
 #     display_name: cohirl
 #     language: python
@@ -56,7 +58,7 @@ figures.save_figure(fig, out_f, "learning_curves")
 main = tables.main_table(evals, base, methods)
 main.to_csv(out_t / "main_table.csv", index=False)
 wide = tables.format_cells(main)
-(out_t / "main_table.md").write_text(wide.to_markdown())
+(out_t / "main_table.md").write_text(wide.to_markdown() + "\n")
 (out_t / "main_table.tex").write_text(wide.to_latex())
 wide
 
@@ -102,7 +104,7 @@ final
 # %%
 claim_rows = pd.concat([tables.claims(evals, base, m) for m in methods if m.startswith("csil")])
 claim_rows.to_csv(out_t / "claims.csv", index=False)
-(out_t / "claims.md").write_text(claim_rows.to_markdown(index=False))
+(out_t / "claims.md").write_text(claim_rows.to_markdown(index=False) + "\n")
 claim_rows
 
 # %%

@@ -7,16 +7,22 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from cohirl.demos.dataset import DemoArrays
-from cohirl.envs import TaskSpec, make_expert, make_task
+from cohirl.envs import CameraConfig, TaskSpec, get_spec, make_expert, make_task
 from cohirl.errors import CohirlError
+
+
+# Where the end-effector xyz sits in observation.state when a spec does not say: robosuite's Panda
+# proprio-state is [joint pos, cos, sin, vel (4x7), eef pos (3), ...]; Meta-World's starts with it.
+DEFAULT_EEF_SLICE = {"robosuite": (28, 31), "metaworld": (0, 3)}
 
 
 def eef_trajectory_plot(demos: DemoArrays, spec: TaskSpec, n_episodes: int = 8) -> Figure | None:
     """End-effector paths (top view and side view), coloured by time."""
-    if spec.eef_pos_slice is None:
+    eef = spec.eef_pos_slice or DEFAULT_EEF_SLICE.get(spec.simulator)
+    if eef is None:
         print(f"{spec.name}: no end-effector slice known for observation.state; skipping the plot.")
         return None
-    lo, hi = spec.eef_pos_slice
+    lo, hi = eef
     fig, (top, side) = plt.subplots(1, 2, figsize=(11, 4.5))
     for sl in demos.episode_slices()[:n_episodes]:
         xyz = demos.state[sl, lo:hi]
@@ -32,7 +38,7 @@ def eef_trajectory_plot(demos: DemoArrays, spec: TaskSpec, n_episodes: int = 8) 
 
 def expert_frames(task_name: str, seed: int, n_frames: int = 6, size: int = 192) -> list[np.ndarray]:
     """Render ``n_frames`` evenly spaced frames of a noise-free expert episode from ``seed``."""
-    task = make_task(task_name)
+    task = make_task(task_name, cameras=CameraConfig(names=get_spec(task_name).cameras[:1], height=size, width=size))
     try:
         expert, obs = make_expert(task), task.reset(seed)
         expert.reset(seed)

@@ -67,8 +67,9 @@ def initial_drop(evals: pd.DataFrame, base: pd.DataFrame, fraction: float = 0.2)
     levels = base_levels(base).set_index("task")["mean"]
     rows = []
     for (task, method), r in evals.groupby(["task", "method"]):
-        horizon = r.env_steps.max() * fraction
-        early = r[r.env_steps <= max(horizon, r.env_steps[r.env_steps > 0].min(initial=0))]
+        positive = r.env_steps[r.env_steps > 0]
+        first_update_eval = positive.min() if len(positive) else 0  # always include one post-0 point
+        early = r[r.env_steps <= max(r.env_steps.max() * fraction, first_update_eval)]
         curve = early.groupby("env_steps").success_rate.mean()
         rows.append({"task": task, "method": method, "base": levels[task], "start": curve.iloc[0],
                      "min_early": curve.min(), "drop_vs_base": curve.min() - levels[task],

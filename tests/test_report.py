@@ -1,0 +1,99 @@
+"""Stage 5 from hand-made result rows: tables, the demos-saved conversion, claims, and refusals."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from cohirl.errors import CohirlError
+from cohirl.report import figures, results, tables
+
+METHODS = ["csil_ensemble", "csil_residual", "sparse_residual"]
+
+
+def make_evals(seeds_by_method: dict[str, list[int]] | None = None) -> pd.DataFrame:
+    rows = []
+    curves = {"csil_ensemble": [0.5, 0.6, 0.8], "csil_residual": [0.5, 0.55, 0.7], "sparse_residual": [0.5, 0.2, 0.4]}
+    for method, seeds in (seeds_by_method or {m: [0, 1, 2] for m in METHODS}).items():
+        for seed in seeds:
+            for steps, rate in zip([0, 1000, 2000], curves[method]):
+                n = 20
+                k = int(round(n * min(1.0, rate + 0.05 * seed)))
+                rows.append({"task": "square", "method": method, "seed": seed, "env_steps": steps,
+                             "n_episodes": n, "successes": k, "success_rate": k / n})
+    return pd.DataFrame(rows)
+
+
+def write_runs(root: Path, evals: pd.DataFrame) -> None:
+    for (task, method, seed), rows in evals.groupby(["task", "method", "seed"]):
+        out = root / "runs" / task / method / str(seed)
+        out.mkdir(parents=True)
+        rows.to_csv(out / "evals.csv", index=False)
+
+
+BASE = pd.DataFrame({"task": "square", "method": "base", "success": [True] * 10 + [False] * 10})
+
+
+def test_final_checkpoint_is_primary_and_best_is_separate() -> None:
+    evals = make_evals()
+    final = results.final_rows(evals)
+    assert (final.env_steps == 2000).all()
+    sparse_best = results.best_rows(evals).query("method == 'sparse_residual'")
+    assert (sparse_best.env_steps == 0).all()  # best-over-training picks step 0 for the dropping baseline
+    table = tables.main_table(evals, BASE, METHODS)
+    cell = table[(table.column == "csil_ensemble final")].iloc[0]
+    assert cell["mean"] == pytest.approx(final.query("method == 'csil_ensemble'").success_rate.mean())
+    assert cell.low <= cell["mean"] <= cell.high and cell.n_seeds == 3
+    wide = tables.format_cells(table)
+    assert "csil_ensemble best-over-training" in wide.columns and wide.loc["square", "base"].startswith("0.50")
+
+
+def test_initial_drop_detects_the_sparse_baseline_dip() -> None:
+    drop = tables.initial_drop(make_evals(), BASE, fraction=0.5).set_index("method")
+    assert drop.loc["sparse_residual", "drop_vs_base"] < -0.2
+    assert drop.loc["csil_ensemble", "drop_vs_base"] >= 0
+
+
+def test_demos_needed_interpolates_a_hand_made_curve() -> None:
+    curve = pd.DataFrame({"n_demos": [10, 25, 50, 100], "success_rate": [0.2, 0.4, 0.35, 0.8]})
+    assert tables.demos_needed(curve, 0.1) == 10
+    assert tables.demos_needed(curve, 0.3) == pytest.approx(17.5)
+    assert tables.demos_needed(curve, 0.4) == pytest.approx(25)
+    assert tables.demos_needed(curve, 0.6) == pytest.approx(50 + 0.2 / 0.4 * 50)  # dip flattened by the envelope
+    assert math.isinf(tables.demos_needed(curve, 0.9))
+
+
+def test_claims_and_aggregates_from_rows() -> None:
+    evals = make_evals()
+    claims = tables.claims(evals, BASE, "csil_ensemble").set_index("claim")
+    assert bool(claims.loc["CSIL >= base on every task", "holds"])
+    assert bool(claims.loc["CSIL > sparse-reward baseline at equal steps", "holds"])
+    agg = tables.aggregates(evals, METHODS).set_index("method")
+    assert agg.loc["csil_ensemble", "iqm"] > agg.loc["sparse_residual", "iqm"]
+    poi = tables.improvement_probabilities(evals)
+    assert (poi.p > 0.9).all()
+
+
+def test_loading_refuses_missing_methods_and_mismatched_seeds(tmp_path: Path) -> None:
+    write_runs(tmp_path / "a", make_evals({"csil_ensemble": [0, 1], "sparse_residual": [0, 1]}))
+    with pytest.raises(CohirlError, match="missing methods \\['csil_residual'\\]"):
+        results.load_evals(tmp_path / "a", methods=METHODS)
+    write_runs(tmp_path / "b", make_evals({"csil_ensemble": [0, 1], "csil_residual": [0, 1], "sparse_residual": [0, 2]}))
+    with pytest.raises(CohirlError, match="different seeds"):
+        results.load_evals(tmp_path / "b", methods=METHODS)
+    with pytest.raises(CohirlError, match="no finetuning results"):
+        results.load_evals(tmp_path / "empty")
+
+
+def test_curve_band_and_figure(tmp_path: Path) -> None:
+    evals = make_evals()
+    band = figures.curve_band(evals.query("method == 'csil_ensemble'"))
+    assert list(band.env_steps) == [0, 1000, 2000] and (band.low <= band["mean"]).all()
+    fig = figures.learning_curves(evals, BASE, METHODS)
+    figures.save_figure(fig, tmp_path, "curves")
+    assert (tmp_path / "curves.png").stat().st_size > 1000 and (tmp_path / "curves.pdf").exists()
+    assert np.isclose(band["mean"].iloc[-1], results.final_rows(evals).query("method == 'csil_ensemble'").success_rate.mean())

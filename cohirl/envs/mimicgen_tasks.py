@@ -1,0 +1,155 @@
+"""MimicGen-style tasks (coffee, mug_cleanup, threading, hammer_cleanup) behind ``cohirl.envs.base.Task``.
+
+NVIDIA's MimicGen environments target robosuite 1.4 and are not installable here, so the four tasks
+are rebuilt from robosuite 1.5.1 primitives in ``cohirl.envs.mimicgen`` (each environment's docstring
+states how it differs from the original). Robot, controller and observation contract are those of
+``cohirl.envs.robosuite_tasks``: Panda, BASIC composite controller (OSC_POSE deltas + gripper, 7-d
+action in [-1, 1]), 20 Hz, sparse success; ``observation.state`` is ``robot0_proprio-state`` (43-d) and
+``observation.environment_state`` the task's object poses and articulation joint positions.
+
+Option ``distribution="D0"`` (narrow, default) or ``"D1"`` (wider) picks MimicGen's initial-state width.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from cohirl.envs.base import ENV_STATE_KEY, STATE_KEY, CameraConfig, Obs, Task, TaskSpec
+from cohirl.envs.experts import Expert
+from cohirl.envs.robosuite_tasks import (
+    ACTION_DIM,
+    PROPRIO_DIM,
+    RobosuiteTask,
+    _check_camera_names,
+    _import_robosuite,
+    _refresh_observations,
+    _render,
+    _replace_horizon,
+    seeded_global_numpy,
+)
+from cohirl.errors import CohirlError
+
+SIMULATOR = "robosuite"
+CAMERAS = ("agentview", "robot0_eye_in_hand")
+_OPTIONS = {"horizon", "distribution"}
+
+
+def _spec(name: str, sim_name: str, horizon: int, env_state_dim: int, language: str) -> TaskSpec:
+    return TaskSpec(
+        name=name,
+        simulator=SIMULATOR,
+        horizon=horizon,
+        action_dim=ACTION_DIM,
+        state_dim=PROPRIO_DIM,
+        env_state_dim=env_state_dim,
+        language=language,
+        sim_name=sim_name,
+        cameras=CAMERAS,
+        fps=20,
+        suites=(SIMULATOR, "mimicgen"),
+    )
+
+
+# env_state: [object pose (7), fixture pose (7), joint position (1)]; threading: [needle, tripod] poses.
+SPECS: tuple[TaskSpec, ...] = (
+    _spec("coffee", "Coffee", 400, 15, "put the coffee pod into the coffee machine and close the lid"),
+    _spec("mug_cleanup", "MugCleanup", 500, 15, "open the drawer, put the mug in the drawer and close it"),
+    _spec("threading", "Threading", 400, 14, "pick up the needle and thread it through the ring of the tripod"),
+    _spec("hammer_cleanup", "HammerCleanup", 500, 15, "open the drawer, put the hammer in the drawer and close it"),
+)
+
+
+def _env_class(sim_name: str) -> type:
+    from cohirl.envs.mimicgen import coffee, drawer, threading_env
+
+    classes = {
+        "Coffee": coffee.Coffee,
+        "MugCleanup": drawer.MugCleanup,
+        "Threading": threading_env.Threading,
+        "HammerCleanup": drawer.HammerCleanup,
+    }
+    return classes[sim_name]
+
+
+class MimicGenTask(RobosuiteTask):
+    """A primitive-built MimicGen task; ``env`` is the robosuite environment (for experts)."""
+
+    def __init__(
+        self,
+        spec: TaskSpec,
+        cameras: CameraConfig | None = None,
+        horizon: int | None = None,
+        distribution: str = "D0",
+    ) -> None:
+        from cohirl.envs.mimicgen.base_env import check_distribution
+
+        distribution = check_distribution(distribution)
+        if horizon is not None:
+            if horizon < 1:
+                raise CohirlError(f"{spec.name}: horizon must be a positive step count, got {horizon}.")
+            spec = _replace_horizon(spec, horizon)
+        Task.__init__(self, spec, cameras)
+        self.distribution = distribution
+        _import_robosuite(need_rendering=bool(self.cameras.names))
+        with seeded_global_numpy(0):  # construction runs one reset; keep it off the caller's RNG
+            self.env = _env_class(spec.sim_name)(
+                distribution=distribution, horizon=spec.horizon, has_offscreen_renderer=bool(self.cameras.names)
+            )
+        if self.cameras.names:
+            _check_camera_names(spec.name, self.env, self.cameras.names)
+
+    def _observe(self) -> Obs:
+        raw = _refresh_observations(self.env)
+        obs: Obs = {
+            STATE_KEY: np.asarray(raw["robot0_proprio-state"], dtype=np.float32),
+            ENV_STATE_KEY: np.asarray(self.env.environment_state(), dtype=np.float32),
+        }
+        for name in self.cameras.names:
+            obs[f"observation.images.{name}"] = _render(self.env, name, self.cameras.height, self.cameras.width)
+        return obs
+
+
+def make(spec: TaskSpec, cameras: CameraConfig | None = None, **kwargs: Any) -> MimicGenTask:
+    """Registry hook. Options: ``horizon`` (truncation step count), ``distribution`` ("D0" | "D1")."""
+    unknown = sorted(set(kwargs) - _OPTIONS)
+    if unknown:
+        raise CohirlError(
+            f"{spec.name}: unknown task option(s) {unknown}; MimicGen tasks accept {sorted(_OPTIONS)}."
+        )
+    return MimicGenTask(spec, cameras, horizon=kwargs.get("horizon"), distribution=kwargs.get("distribution", "D0"))
+
+
+class MimicGenExpert(Expert):
+    """Adapter from a task's scripted phase controller to the ``Expert`` interface."""
+
+    def __init__(self, task: MimicGenTask) -> None:
+        super().__init__(task)
+        self.task: MimicGenTask = task
+        self.controller = _controller_class(task.spec.sim_name)(task.env)
+
+    def reset(self, seed: int) -> None:
+        self.controller.reset()
+
+    def act(self, obs: Obs) -> np.ndarray:
+        return np.clip(self.controller.act(), -1.0, 1.0).astype(np.float32)
+
+
+def _controller_class(sim_name: str) -> type:
+    from cohirl.envs.mimicgen import experts
+
+    classes = {
+        "Coffee": experts.CoffeeExpert,
+        "MugCleanup": experts.MugCleanupExpert,
+        "Threading": experts.ThreadingExpert,
+        "HammerCleanup": experts.HammerCleanupExpert,
+    }
+    return classes[sim_name]
+
+
+def make_expert(task: Task) -> Expert:
+    """Registry hook: the closed-loop scripted expert (``cohirl.envs.mimicgen.experts``)."""
+    if not isinstance(task, MimicGenTask):
+        raise CohirlError(f"{task.spec.name}: MimicGen experts need a MimicGenTask, got {type(task).__name__}.")
+    return MimicGenExpert(task)

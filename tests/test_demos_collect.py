@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from cohirl.demos.collect import NoiseConfig, collect_demos, demo_seed
-from cohirl.envs import get_spec
+from cohirl.demos.collect import NoiseConfig, collect_demos, demo_seed, rollout_expert
+from cohirl.envs import get_spec, make_task
 from cohirl.errors import CohirlError
 from cohirl.eval.rollout import eval_init_seeds
 
@@ -27,13 +27,17 @@ def test_same_seed_same_demos_and_only_successes_kept() -> None:
 
 
 def test_dart_noise_changes_visited_states_but_labels_stay_clean() -> None:
-    clean, _ = collect_demos(TASK, 1, seed=0, progress=False)
-    noisy, _ = collect_demos(TASK, 1, seed=0, noise=NoiseConfig(pos_sigma=0.3), progress=False)
-    assert clean[0].seed == noisy[0].seed  # same initial state
-    n = min(len(clean[0]), len(noisy[0]))
-    assert not np.allclose(clean[0].state[1:n], noisy[0].state[1:n])  # noise moved the robot
-    for ep in (clean[0], noisy[0]):  # labels are the expert's own clipped actions, never noise-sized
-        assert np.all(np.abs(ep.action) <= 1.0)
+    task = make_task(TASK)
+    clean = rollout_expert(task, 5, NoiseConfig(), np.random.default_rng(0))
+    noisy = rollout_expert(task, 5, NoiseConfig(pos_sigma=0.3), np.random.default_rng(0))
+    np.testing.assert_array_equal(clean.state[0], noisy.state[0])  # same initial state
+    n = min(len(clean), len(noisy))
+    assert not np.allclose(clean.state[1:n], noisy.state[1:n])  # the noise moved the robot
+    replay = make_task(TASK)  # executing the recorded labels reproduces the clean episode, not the noisy one
+    replay.reset(5)
+    for t in range(5):
+        obs, *_ = replay.step(noisy.action[t])
+    assert not np.allclose(obs["observation.state"], noisy.state[5])
 
 
 def test_demo_seeds_never_collide_with_evaluation_seeds() -> None:

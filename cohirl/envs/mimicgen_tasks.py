@@ -19,6 +19,7 @@ import numpy as np
 from cohirl.envs.base import ENV_STATE_KEY, STATE_KEY, CameraConfig, Obs, Task, TaskSpec
 from cohirl.envs.experts import Expert
 from cohirl.envs.robosuite_tasks import (
+    robosuite_spec,
     ACTION_DIM,
     PROPRIO_DIM,
     RobosuiteTask,
@@ -32,32 +33,28 @@ from cohirl.envs.robosuite_tasks import (
 from cohirl.errors import CohirlError
 
 SIMULATOR = "robosuite"
-CAMERAS = ("agentview", "robot0_eye_in_hand")
+SUITES = (SIMULATOR, "mimicgen")
 _OPTIONS = {"horizon", "distribution"}
-
-
-def _spec(name: str, sim_name: str, horizon: int, env_state_dim: int, language: str) -> TaskSpec:
-    return TaskSpec(
-        name=name,
-        simulator=SIMULATOR,
-        horizon=horizon,
-        action_dim=ACTION_DIM,
-        state_dim=PROPRIO_DIM,
-        env_state_dim=env_state_dim,
-        language=language,
-        sim_name=sim_name,
-        cameras=CAMERAS,
-        fps=20,
-        suites=(SIMULATOR, "mimicgen"),
-    )
 
 
 # env_state: [object pose (7), fixture pose (7), joint position (1)]; threading: [needle, tripod] poses.
 SPECS: tuple[TaskSpec, ...] = (
-    _spec("coffee", "Coffee", 400, 15, "put the coffee pod into the coffee machine and close the lid"),
-    _spec("mug_cleanup", "MugCleanup", 500, 15, "open the drawer, put the mug in the drawer and close it"),
-    _spec("threading", "Threading", 400, 14, "pick up the needle and thread it through the ring of the tripod"),
-    _spec("hammer_cleanup", "HammerCleanup", 500, 15, "open the drawer, put the hammer in the drawer and close it"),
+    robosuite_spec(
+        "coffee", "Coffee", 400, 15, "put the coffee pod into the coffee machine and close the lid",
+        SUITES,
+    ),
+    robosuite_spec(
+        "mug_cleanup", "MugCleanup", 500, 15, "open the drawer, put the mug in the drawer and close it",
+        SUITES,
+    ),
+    robosuite_spec(
+        "threading", "Threading", 400, 14, "pick up the needle and thread it through the ring of the tripod",
+        SUITES,
+    ),
+    robosuite_spec(
+        "hammer_cleanup", "HammerCleanup", 500, 15, "open the drawer, put the hammer in the drawer and close it",
+        SUITES,
+    ),
 )
 
 

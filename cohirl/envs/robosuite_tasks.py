@@ -41,7 +41,9 @@ class _EnvConfig:
     env_kwargs: dict[str, Any] = field(default_factory=dict)
 
 
-def _spec(name: str, sim_name: str, horizon: int, env_state_dim: int, language: str) -> TaskSpec:
+def robosuite_spec(name: str, sim_name: str, horizon: int, env_state_dim: int, language: str,
+                   suites: tuple[str, ...] = (SIMULATOR,)) -> TaskSpec:
+    """Spec of a Panda/OSC robosuite task (shared by the MimicGen-style tasks)."""
     return TaskSpec(
         name=name,
         simulator=SIMULATOR,
@@ -53,22 +55,22 @@ def _spec(name: str, sim_name: str, horizon: int, env_state_dim: int, language: 
         sim_name=sim_name,
         cameras=DEFAULT_CAMERAS,
         fps=20,
-        suites=(SIMULATOR,),
+        suites=suites,
     )
 
 
 SPECS: tuple[TaskSpec, ...] = (
-    _spec("square", "NutAssemblySquare", 400, 14, "insert the square nut onto the square peg"),
-    _spec(
+    robosuite_spec("square", "NutAssemblySquare", 400, 14, "insert the square nut onto the square peg"),
+    robosuite_spec(
         "nut_assembly",
         "NutAssembly",
         800,  # a scripted expert needs ~373 steps for both nuts (shared/stack.md)
         28,
         "put the square nut on the square peg and the round nut on the round peg",
     ),
-    _spec("lift", "Lift", 200, 10, "lift the red cube"),
-    _spec("can", "PickPlaceCan", 400, 14, "pick up the can and place it in its compartment of the target bin"),
-    _spec("stack", "Stack", 300, 23, "stack the red cube on top of the green cube"),
+    robosuite_spec("lift", "Lift", 200, 10, "lift the red cube"),
+    robosuite_spec("can", "PickPlaceCan", 400, 14, "pick up the can and place it in its compartment of the target bin"),
+    robosuite_spec("stack", "Stack", 300, 23, "stack the red cube on top of the green cube"),
 )
 
 

@@ -170,7 +170,7 @@ def load_demo_arrays(root: Path) -> DemoArrays:
     info = check_complete(root)
     try:
         ds = LeRobotDataset(info["repo_id"], root=root)
-        cols = ds.hf_dataset.with_format("numpy")
+        cols = ds.hf_dataset.with_format("numpy")[:]  # one table read; per-column access iterates rows
         data = {k: np.asarray(cols[k]) for k in (STATE_KEY, ENV_STATE_KEY, "action", "episode_index",
                                                   "frame_index", *_SCALARS)}
     except Exception as exc:  # lerobot raises many types for damaged files

@@ -71,8 +71,9 @@ def main() -> None:
     p.add_argument("--method", default="csil_residual")
     p.add_argument("--steps", type=int, default=600, help="env steps of the loop after warm-up")
     p.add_argument("--batch", type=int, default=64)
+    p.add_argument("--threads", type=int, default=None, help="torch threads (default: all cores)")
     args = p.parse_args()
-    _runtime.configure_torch()
+    _runtime.configure_torch(args.threads)
     demos_root, base_dir = ensure_inputs(args.task)
     warmup = 100
     cfg = FinetuneConfig(env_steps=warmup + args.steps, eval_every=10**9, eval_episodes=1,

@@ -75,10 +75,6 @@ def run_episode(
     return {"init_seed": int(init_seed), "success": success, "length": length, "return": total}
 
 
-FORKSERVER_PRELOAD = ("cohirl.eval.rollout", "torch", "cohirl.policies.lerobot_base", "cohirl.training.agent",
-                      "lerobot.policies.diffusion.modeling_diffusion")
-
-
 # -- worker processes ----------------------------------------------------------------------------
 # Each worker builds the task and the policy once (lazily, so that errors such as an action-size
 # mismatch reach the caller as the original exception) and then runs whichever episodes it is sent.
@@ -159,6 +155,11 @@ def _run_in_pool(policy_factory: PolicyFactory, task_name: str, cameras: CameraC
                 future.cancel()
             raise
     return rows
+
+
+# Imported once by the forkserver so that each worker forks with them loaded (a missing one is skipped).
+FORKSERVER_PRELOAD = ("cohirl.eval.rollout", "torch", "cohirl.policies.lerobot_base", "cohirl.training.agent",
+                      "lerobot.policies.diffusion.modeling_diffusion")
 
 
 def _worker_context() -> multiprocessing.context.BaseContext:

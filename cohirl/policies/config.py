@@ -25,8 +25,9 @@ class BaseTrainConfig:
     policy_type: PolicyType = "diffusion"
     # -- optimisation ----------------------------------------------------------------------------
     # Measured on square (25 DART demos, 1 thread, 20 paired episodes): the 32/64/128 U-Net at lr 3e-4
-    # trains at ~14 steps/s and was at 5/20 after 5k steps (of a 10k cosine run); ACT (dim 128) trained at ~6 steps/s and
-    # was 0/20 at 2.5k steps; the 64/128/256 U-Net at lr 1e-4 was 0/20 after 3k steps.
+    # trains at ~14 steps/s and was at 5/20 after 5k steps (of a 10k cosine run); ACT (dim 128)
+    # trained at ~6 steps/s and was 0/20 at 2.5k and 5k steps; the 64/128/256 U-Net at lr 1e-4 was
+    # 0/20 after 3k steps.
     steps: int = 5000  # gradient steps
     batch_size: int = 64
     lr: float = 3e-4  # AdamW peak learning rate (lerobot's diffusion default 1e-4 is slow for the small U-Net)

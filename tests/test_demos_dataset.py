@@ -41,6 +41,23 @@ def test_dataset_loads_with_plain_lerobot_offline(tmp_path: Path, episodes, fake
     assert item["task"] == fake_spec.language
 
 
+def test_same_episodes_give_byte_identical_files(tmp_path: Path, episodes, fake_spec) -> None:
+    # DVC hashes the dataset directory: lerobot's own stats.json varied in key order and float
+    # rounding between identical runs, which made every `dvc repro` see a changed output.
+    first = write_dataset(episodes, tmp_path / "a", fake_spec)
+    second = write_dataset(episodes, tmp_path / "b", fake_spec)
+    files = sorted(p.relative_to(first) for p in first.rglob("*") if p.is_file())
+    assert files == sorted(p.relative_to(second) for p in second.rglob("*") if p.is_file())
+    for rel in files:
+        assert (first / rel).read_bytes() == (second / rel).read_bytes(), rel
+    stats = json.loads((first / "meta" / "stats.json").read_text())
+    assert list(stats) == sorted(stats)  # independent of the process's string-hash seed
+    assert all(isinstance(v, float) for v in stats["next.done"]["max"])  # never bool in one run, float in another
+    actions = np.concatenate([e.action for e in episodes]).astype(np.float64)
+    np.testing.assert_allclose(stats["action"]["mean"], actions.mean(axis=0), rtol=1e-6)
+    assert stats["action"]["count"] == [len(actions)]
+
+
 def test_refuses_to_overwrite_without_flag(tmp_path: Path, episodes, fake_spec) -> None:
     root = write_dataset(episodes, tmp_path / "ds", fake_spec)
     with pytest.raises(CohirlError, match="overwrite"):

@@ -1,10 +1,12 @@
 # cohirl — the two commands a newcomer needs:
-#   make reproduce   set up .venv from the lock, then run the pipeline (`dvc repro`) on PROFILE
+#   make reproduce   set up .venv from the lock, then run the pipeline on PROFILE (`cohirl repro`:
+#                    `dvc repro` with independent stages side by side, JOBS at a time)
 #   make test        set up .venv from the lock, then run the test suite
 SHELL := /bin/bash
 PYTHON ?= python3.11
 VENV := .venv
 PROFILE ?= quick
+JOBS ?= $(shell nproc 2>/dev/null || echo 2)
 LOCK_HASH := $(shell cat requirements.lock pyproject.toml | sha256sum | cut -c1-16)
 STAMP := $(VENV)/.cohirl-lock-$(LOCK_HASH)-pyc
 BIN := $(CURDIR)/$(VENV)/bin
@@ -31,7 +33,8 @@ $(STAMP): requirements.lock pyproject.toml
 
 reproduce: setup
 	$(BIN)/cohirl profile $(PROFILE)
-	@start=$$(date +%s); $(BIN)/dvc repro && echo "dvc repro ($(PROFILE)) wall time: $$(( $$(date +%s) - start )) s"
+	@start=$$(date +%s); $(BIN)/cohirl repro --jobs $(JOBS) && \
+		echo "cohirl repro ($(PROFILE), $(JOBS) jobs) wall time: $$(( $$(date +%s) - start )) s"
 
 test: setup
 	$(BIN)/python -m pytest -q

@@ -73,6 +73,12 @@ def cmd_finetune(args: argparse.Namespace) -> None:
     print(evals[["env_steps", "success_rate", "ci_low", "ci_high"]].to_string(index=False))
 
 
+def cmd_repro(args: argparse.Namespace) -> None:
+    from cohirl.repro import repro
+
+    repro(args.targets, jobs=args.jobs, force=args.force)
+
+
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="cohirl", description=__doc__)
     sub = p.add_subparsers(dest="command", required=True)
@@ -115,6 +121,12 @@ def _parser() -> argparse.ArgumentParser:
     ft.add_argument("--method", required=True)
     ft.add_argument("--seed", type=int, default=0)
     ft.set_defaults(fn=cmd_finetune)
+
+    rp = sub.add_parser("repro", help="`dvc repro` with independent stages in parallel (same results)")
+    rp.add_argument("targets", nargs="*", help="stages to reproduce with their upstream (default: all)")
+    rp.add_argument("-j", "--jobs", type=int, default=None, help="stages at a time (default: CPU cores)")
+    rp.add_argument("-f", "--force", action="store_true", help="rerun stages even if up to date")
+    rp.set_defaults(fn=cmd_repro)
 
     pr = sub.add_parser("profile", help="switch params.yaml to a profile (smoke|quick|paper)")
     pr.add_argument("name")

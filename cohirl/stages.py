@@ -52,9 +52,13 @@ class BaseStageConfig:
         return config_for_profile(self.preset, **overrides)
 
 
+DEMO_SCALING_COLUMNS = ["task", "n_demos", "train_steps", "n_episodes", "successes", "success_rate", "ci_low",
+                        "ci_high"]
+
+
 @dataclass(frozen=True)
 class DemoScalingConfig:
-    n_demos: tuple[int, ...] = (10, 25, 50, 100, 200)
+    n_demos: tuple[int, ...] = (10, 25, 50, 100, 200)  # empty: the stage writes a header-only table
     steps: int | None = None  # training steps per base (None: the base stage's)
     eval_episodes: int = 50
 
@@ -123,7 +127,8 @@ def run_demo_scaling(task: str, work_dir: Path, results_csv: Path | None = None,
         low, high = wilson_interval(k, len(episodes))
         rows.append({"task": task, "n_demos": n, "train_steps": train_cfg.steps, "n_episodes": len(episodes),
                      "successes": k, "success_rate": k / len(episodes), "ci_low": low, "ci_high": high})
-    table = pd.DataFrame(rows)
+    Path(work_dir).mkdir(parents=True, exist_ok=True)  # the stage's output, also when n_demos is empty
+    table = pd.DataFrame(rows, columns=DEMO_SCALING_COLUMNS)
     write_csv(table, Path(results_csv or RESULTS_DIR / "demo_scaling" / f"{task}.csv"))
     return table
 
@@ -132,9 +137,11 @@ def run_finetune_stage(task: str, method: str, seed: int, out_dir: Path | None =
                        demos_root: Path | None = None, base_dir: Path | None = None,
                        progress: bool = True, stop_after_steps: int | None = None) -> pd.DataFrame:
     """Stages 3–4 for one (task, method, seed): pretraining, step-0 evaluation, online finetuning."""
+    from cohirl._runtime import configure_torch
     from cohirl.demos.dataset import load_demo_arrays
     from cohirl.training.loop import FinetuneConfig, Finetuner
 
+    configure_torch()
     cfg = stage_config(FinetuneConfig, "finetune", task)
     ev = stage_config(EvalConfig, "eval", task)
     demos = load_demo_arrays(Path(demos_root or DEMOS_DIR / task))
@@ -151,7 +158,9 @@ def pretrained_learner(task: str, method: str, seed: int = 0, progress: bool = T
     from cohirl.demos.dataset import load_demo_arrays
     from cohirl.training.loop import FinetuneConfig, demo_episodes
     from cohirl.training.replay import demo_buffer
+    from cohirl._runtime import configure_torch
 
+    configure_torch()
     cfg = stage_config(FinetuneConfig, "finetune", task)
     learner_cfg, composition = build_method(method, {**cfg.learner_overrides(), **(learner_overrides or {})},
                                             cfg.composition)

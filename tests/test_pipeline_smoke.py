@@ -1,5 +1,6 @@
-"""The smoke profile end to end: `dvc repro` runs every notebook through papermill in a scratch
-copy of the project; a second repro does nothing; a task parameter invalidates only that task."""
+"""The smoke profile end to end: `cohirl repro --jobs 2` (the README's path: `dvc repro` with
+independent stages side by side) runs every notebook through papermill in a scratch copy of the
+project; a plain second `dvc repro` then does nothing; a task parameter invalidates only that task."""
 
 from __future__ import annotations
 
@@ -37,7 +38,7 @@ def smoke_repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
     _run(["git", "init", "-q"], repo)
     _run(["dvc", "init", "-q"], repo)
     _run(["cohirl", "profile", "smoke"], repo)
-    _run(["dvc", "repro"], repo)
+    _run(["cohirl", "repro", "--jobs", "2"], repo)
     return repo
 
 

@@ -138,7 +138,7 @@ def _run_in_process(policy_factory: PolicyFactory, task_name: str, cameras: Came
 def _run_in_pool(policy_factory: PolicyFactory, task_name: str, cameras: CameraConfig | None,
                  jobs: list[tuple[int, int]], workers: int, deterministic: bool, horizon: int | None,
                  bar: Any) -> list[dict[str, Any]]:
-    torch_threads = max(1, (os.cpu_count() or 1) // workers)
+    torch_threads = 1  # rows must not depend on the machine; cores go to workers
     initargs = (_pickled_factory(policy_factory), task_name, cameras, torch_threads)
     context = _worker_context()
     rows: list[dict[str, Any]] = []

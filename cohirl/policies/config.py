@@ -63,7 +63,7 @@ class BaseTrainConfig:
     # None = lerobot's rule (diffusion: horizon - n_action_steps - n_obs_steps + 1, ACT: 0).
     drop_n_last_frames: int | None = None
     # -- run -------------------------------------------------------------------------------------
-    n_threads: int | None = None  # torch threads; None = all cores
+    n_threads: int | None = None  # torch threads; None = 1 (see cohirl._runtime.configure_torch)
     log_every: int = 50  # loss-curve logging period (steps)
     extra: dict[str, Any] = field(default_factory=dict)  # forwarded to the lerobot policy config
 

@@ -38,7 +38,6 @@ from cohirl.demos.dataset import load_demo_arrays
 from cohirl.eval.stats import wilson_interval
 from cohirl.policies.base import base_actions_for_episode
 from cohirl.policies.lerobot_base import LerobotChunkPolicy, read_base_meta
-from cohirl.report.results import load_demo_scaling
 from cohirl.stages import BASE_DIR, DEMOS_DIR, RESULTS_DIR, BaseStageConfig, run_base_stage, stage_config
 
 demos_path = Path(demos_root or DEMOS_DIR / task)
@@ -87,16 +86,3 @@ for d, ax in enumerate(axes[0]):
     ax.set_title(f"action dim {d}")
 axes[0][0].legend(fontsize=7)
 plt.tight_layout()
-
-# %% [markdown]
-# ## RL or more demonstrations? BC success vs number of demonstrations (`demo_scaling` stage)
-
-# %%
-curve = load_demo_scaling(Path("results"), task)
-if curve is None:
-    print("no demo-scaling results yet (run `dvc repro demo_scaling`)")
-else:
-    ax = curve.plot(x="n_demos", y="success_rate", marker="o", logx=True, figsize=(5, 3.5), legend=False)
-    ax.fill_between(curve.n_demos, curve.ci_low, curve.ci_high, alpha=0.2)
-    ax.set(ylabel="BC success", ylim=(-0.02, 1.02), title=f"{task}: demo scaling")
-    display(curve)

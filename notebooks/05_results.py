@@ -37,7 +37,7 @@ from cohirl.report import figures, results, tables
 
 section = profile_section(read_params(), profile)
 tasks, methods = section["tasks"], section["methods"]
-evals = results.load_evals(Path(results_dir), methods=methods, tasks=tasks)
+evals = results.load_evals(Path(results_dir), methods=methods, tasks=tasks, seeds=section["seeds"])
 base = results.load_base(Path(results_dir), tasks)
 out_t, out_f = Path(out_tables), Path(out_figures)
 out_t.mkdir(parents=True, exist_ok=True)
@@ -94,8 +94,11 @@ final = results.final_rows(evals).groupby(["task", "method"]).success_rate.mean(
 final["demos_needed_by_bc"] = [tables.demos_needed(curves[r.task], r.success_rate) if r.task in curves
                                else float("nan") for r in final.itertuples()]
 final.to_csv(out_t / "demos_equivalent.csv", index=False)
-if curves:
-    figures.save_figure(figures.demo_scaling_plot(curves), out_f, "demo_scaling")
+note = (f"demo scaling not measured in profile {profile or read_params()['profile']!r} "
+        "(its demo_scaling.n_demos is empty in params.yaml)")
+figures.save_figure(figures.demo_scaling_plot(curves, note), out_f, "demo_scaling")
+if not curves:
+    print(note)
 final
 
 # %% [markdown]

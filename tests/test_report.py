@@ -89,6 +89,23 @@ def test_loading_refuses_missing_methods_and_mismatched_seeds(tmp_path: Path) ->
         results.load_evals(tmp_path / "empty")
 
 
+def test_loading_keeps_the_profiles_seeds_and_refuses_a_missing_one(tmp_path: Path) -> None:
+    write_runs(tmp_path, make_evals())  # seeds 0, 1, 2 on disk
+    assert sorted(results.load_evals(tmp_path, methods=METHODS, seeds=[0, 1]).seed.unique()) == [0, 1]
+    with pytest.raises(CohirlError, match="missing seeds \\[3\\]"):
+        results.load_evals(tmp_path, methods=METHODS, seeds=[0, 3])
+
+
+def test_empty_demo_scaling_table_reads_as_no_curve(tmp_path: Path) -> None:
+    (tmp_path / "demo_scaling").mkdir()
+    pd.DataFrame(columns=["task", "n_demos", "success_rate"]).to_csv(tmp_path / "demo_scaling" / "square.csv",
+                                                                     index=False)
+    assert results.load_demo_scaling(tmp_path, "square") is None
+    assert results.load_demo_scaling(tmp_path, "absent") is None
+    fig = figures.demo_scaling_plot({}, note="not measured in this profile")
+    assert "not measured in this profile" in [t.get_text() for t in fig.axes[0].texts]
+
+
 def test_curve_band_and_figure(tmp_path: Path) -> None:
     evals = make_evals()
     band = figures.curve_band(evals.query("method == 'csil_ensemble'"))

@@ -59,8 +59,14 @@ def learning_curves(evals: pd.DataFrame, base: pd.DataFrame, methods: Sequence[s
     return fig
 
 
-def demo_scaling_plot(curves: dict[str, pd.DataFrame]) -> Figure:
+def demo_scaling_plot(curves: dict[str, pd.DataFrame], note: str = "") -> Figure:
+    """BC success vs demonstrations per task; with no curve, a figure that says why (``note``)."""
     fig, ax = plt.subplots(figsize=(5, 3.8))
+    if not curves:
+        ax.text(0.5, 0.5, note or "no demo-scaling curve measured", ha="center", va="center", wrap=True,
+                transform=ax.transAxes)
+        ax.set(title="RL or more demonstrations? BC demo scaling", xticks=[], yticks=[])
+        return fig
     for task, c in curves.items():
         c = c.sort_values("n_demos")
         ax.errorbar(c.n_demos, c.success_rate, yerr=[c.success_rate - c.ci_low, c.ci_high - c.success_rate],

@@ -19,9 +19,10 @@ from cohirl.errors import CohirlError
 EVAL_COLUMNS = ("task", "method", "seed", "env_steps", "n_episodes", "successes", "success_rate")
 
 
-def load_evals(results: Path, methods: Sequence[str] | None = None,
-               tasks: Sequence[str] | None = None) -> pd.DataFrame:
-    """All finetuning evaluation rows; checks every (task, method) has the same seeds."""
+def load_evals(results: Path, methods: Sequence[str] | None = None, tasks: Sequence[str] | None = None,
+               seeds: Sequence[int] | None = None) -> pd.DataFrame:
+    """Finetuning evaluation rows (of ``tasks``/``seeds`` when given: runs of another profile may lie
+    beside them); checks every (task, method) has the same seeds — all of ``seeds`` when given."""
     files = sorted(Path(results, "runs").glob("*/*/*/evals.csv"))
     if not files:
         raise CohirlError(f"no finetuning results under {results}/runs: run `dvc repro finetune` first.")
@@ -31,6 +32,12 @@ def load_evals(results: Path, methods: Sequence[str] | None = None,
         raise CohirlError(f"evaluation rows lack columns {missing_cols}; rerun the finetune stage.")
     if tasks is not None:
         df = df[df.task.isin(tasks)]
+    if seeds is not None:
+        df = df[df.seed.isin(seeds)]
+        for (task, method), rows in df.groupby(["task", "method"]):
+            if absent := sorted(set(seeds) - set(rows.seed)):
+                raise CohirlError(f"results for {task}/{method} are missing seeds {absent}; run their "
+                                  "finetune stages (dvc repro) before the report.")
     check_complete_grid(df, methods)
     return df
 
@@ -61,8 +68,13 @@ def load_base(results: Path, tasks: Sequence[str]) -> pd.DataFrame:
 
 
 def load_demo_scaling(results: Path, task: str) -> pd.DataFrame | None:
+    """The task's BC demo-scaling curve; None when the stage has not run or measured no point
+    (a profile may switch it off with ``demo_scaling.n_demos: []``)."""
     path = Path(results, "demo_scaling", f"{task}.csv")
-    return pd.read_csv(path) if path.exists() else None
+    if not path.exists():
+        return None
+    curve = pd.read_csv(path)
+    return curve if len(curve) else None
 
 
 def final_rows(evals: pd.DataFrame) -> pd.DataFrame:

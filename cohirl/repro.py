@@ -138,7 +138,8 @@ class ParallelRepro:
                 self.done.add(job.name)
                 skipped = "didn't change" in job.log.read_text(errors="replace")
                 state = "up to date" if skipped else f"done in {took / 60:.1f} min"
-                print(f"[{total / 60:5.1f} min] {job.name}: {state}", flush=True)
+                print(f"[{total / 60:5.1f} min] {job.name}: {state} ({len(self.done)}/{len(self.graph.upstream)})",
+                      flush=True)
             else:
                 self.failed.append(job.name)
                 tail = "\n".join(job.log.read_text(errors="replace").splitlines()[-25:])

@@ -114,3 +114,7 @@ def test_curve_band_and_figure(tmp_path: Path) -> None:
     figures.save_figure(fig, tmp_path, "curves")
     assert (tmp_path / "curves.png").stat().st_size > 1000 and (tmp_path / "curves.pdf").exists()
     assert np.isclose(band["mean"].iloc[-1], results.final_rows(evals).query("method == 'csil_ensemble'").success_rate.mean())
+    figures.save_figure(figures.learning_curves(evals, BASE, METHODS), tmp_path / "again", "curves")
+    for ext in ("png", "pdf"):  # DVC hashes the figures: the same rows must give the same bytes
+        assert (tmp_path / f"curves.{ext}").read_bytes() == (tmp_path / "again" / f"curves.{ext}").read_bytes()
+    assert b"/CreationDate" not in (tmp_path / "curves.pdf").read_bytes()  # differs per second otherwise

@@ -23,8 +23,8 @@ def configure_torch(n_threads: int | None = None) -> None:
     """Thread count and flush-denormal (a CPU run slowed 6x on subnormal floats without it).
 
     One thread unless asked otherwise: results then do not depend on the machine's core count, and
-    the cores are used by processes instead (``cohirl repro --jobs``, evaluation workers) — a second
-    thread sped base training up by only 1.16x on 2 cores, a second process by ~1.7x.
+    the cores are used by processes instead (``cohirl repro --jobs``, evaluation workers). On 2 cores
+    a second thread sped base training up 1.01x, a second process 2.00x (benchmarks/parallel_training.py).
     """
     import torch
 

@@ -138,25 +138,19 @@ def _rewrite_stats(root: Path) -> None:
     lerobot aggregates per-episode statistics in an order (and with bool/float types) that varies
     between runs, so identical episodes gave differently hashed datasets and DVC saw a changed output.
     """
+    import pyarrow as pa
     import pyarrow.parquet as pq
     from lerobot.datasets.compute_stats import get_feature_stats
     from lerobot.datasets.utils import serialize_dict
 
     stats_path = root / "meta" / "stats.json"
     keys = sorted(json.loads(stats_path.read_text()))
-    files = sorted((root / "data").rglob("*.parquet"))
-    table = pq.read_table(files[0]) if len(files) == 1 else _concat_tables([pq.read_table(f) for f in files])
+    table = pa.concat_tables([pq.read_table(f) for f in sorted((root / "data").rglob("*.parquet"))])
     stats = {}
     for key in keys:
         column = np.asarray(table.column(key).to_pylist(), dtype=np.float64)
         stats[key] = get_feature_stats(column.reshape(len(column), -1), axis=0, keepdims=False)
     stats_path.write_text(json.dumps(serialize_dict(stats), indent=4, sort_keys=True))
-
-
-def _concat_tables(tables: list[Any]) -> Any:
-    import pyarrow as pa
-
-    return pa.concat_tables(tables)
 
 
 def _add_episode(ds: Any, ep: Episode, spec: TaskSpec) -> None:

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from cohirl.errors import CohirlError
-from cohirl.policies.compose import Composition, compose_ensemble, compose_residual
+from cohirl.policies.compose import Composition, clipped_fraction, compose_ensemble, compose_residual
 from cohirl.policies.small import GaussianMLPPolicy, HetStatPolicy
 
 torch.set_num_threads(1)
@@ -39,10 +39,46 @@ def test_bc_targets_invert_the_composition_within_range() -> None:
     a_demo = np.clip(a_b + RNG.uniform(-0.08, 0.08, a_b.shape), -1, 1).astype(np.float32)
     residual = Composition(mode="residual", kappa=0.1)
     assert np.allclose(residual.compose(a_b, residual.bc_targets(a_demo, a_b)), a_demo, atol=1e-5)
-    match = Composition(mode="ensemble", ensemble_target="match")
+    match = Composition(mode="ensemble", ensemble_weighting="mean", ensemble_target="match")
     assert np.allclose(match.compose(a_b, match.bc_targets(a_demo, a_b)), a_demo, atol=1e-5)
-    demo = Composition(mode="ensemble")
+    centred = Composition(mode="ensemble", ensemble_weighting="centred")
+    assert np.allclose(centred.compose(a_b, centred.bc_targets(a_demo, a_b)), a_demo, atol=1e-5)
+    demo = Composition(mode="ensemble", ensemble_weighting="mean")
     assert np.allclose(demo.bc_targets(a_demo, a_b), a_demo)
+
+
+@pytest.mark.parametrize("composition", [Composition(mode="residual"), Composition(mode="ensemble"),
+                                         Composition(mode="ensemble", ensemble_weighting="mean")])
+def test_demo_rows_store_the_executed_action_of_their_bc_target(composition: Composition) -> None:
+    """Coherence: what the critic scores for a demo row is what the BC target executes."""
+    a_b = _actions(scale=0.9)
+    a_demo = _actions(scale=0.99)  # far from a_b: many targets are out of reach and clipped
+    target = composition.bc_targets(a_demo, a_b)
+    assert np.allclose(composition.demo_executed(a_b, target), composition.compose(a_b, target))
+
+
+def test_centred_ensemble_at_zero_output_executes_the_base_exactly() -> None:
+    a_b = torch.as_tensor(_actions(32, 4, scale=1.0))
+    policy = HetStatPolicy(6, 4, hidden=(8,), n_features=16)  # mean weights start at 0
+    executed = Composition(mode="ensemble").compose(a_b, policy(torch.randn(32, 6)).mode())
+    assert torch.equal(executed, a_b)
+    plain = Composition(mode="ensemble", ensemble_weighting="mean").compose(a_b, policy(torch.randn(32, 6)).mode())
+    assert torch.allclose(plain, 0.5 * a_b)  # the plain mean halves the base action off the data
+
+
+def test_precision_weights_carry_no_gradient_to_the_policy_std() -> None:
+    std = torch.full((3, 2), 0.3, requires_grad=True)
+    a_hat = torch.zeros(3, 2, requires_grad=True)
+    executed = compose_ensemble(torch.ones(3, 2), a_hat, "precision", std, base_precision=16.0)
+    executed.sum().backward()
+    assert std.grad is None and a_hat.grad is not None
+
+
+def test_clipped_fraction_counts_unreachable_corrections() -> None:
+    a_b = np.zeros((4, 1), np.float32)
+    a_demo = np.array([[0.05], [0.19], [0.3], [-0.45]], np.float32)
+    assert clipped_fraction(Composition(mode="residual", kappa=0.2), a_demo, a_b) == 0.5
+    assert clipped_fraction(Composition(mode="ensemble"), a_demo, a_b) == 0.0  # reach ±0.5 with spread 1
 
 
 def test_bc_targets_are_clipped_inside_the_open_interval() -> None:
@@ -64,7 +100,8 @@ def test_plain_mean_and_precision_weighting() -> None:
         compose_ensemble(a_b, a_hat, "precision")
 
 
-@pytest.mark.parametrize("composition", [Composition(mode="residual", kappa=0.2), Composition(mode="ensemble")])
+@pytest.mark.parametrize("composition", [Composition(mode="residual", kappa=0.2), Composition(mode="ensemble"),
+                                         Composition(mode="ensemble", ensemble_weighting="mean")])
 def test_base_equivalent_reproduces_the_base(composition: Composition) -> None:
     a_b = torch.as_tensor(_actions(scale=0.99))
     assert torch.allclose(composition.compose(a_b, composition.base_equivalent(a_b)), a_b, atol=1e-6)

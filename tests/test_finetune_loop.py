@@ -1,4 +1,5 @@
-"""The finetuning loop: step-0 = BC policy, zero residual = base, kill-and-resume identity, errors.
+"""The finetuning loop: step-0 = BC policy, zero residual = base, no drift on the base's own demos,
+the sparse baseline's actor phase, kill-and-resume identity, errors.
 
 Uses a real task (metaworld pick_place, fast) with real expert demonstrations and a small
 deterministic chunking "base" (so the test needs no diffusion training).
@@ -12,17 +13,21 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 
 from cohirl.csil.learner import Learner
+from cohirl.csil.methods import build_method
+from cohirl.csil.pretrain import build_learner
 from cohirl.demos.collect import collect_demos
 from cohirl.demos.dataset import DemoArrays, load_demo_arrays, write_dataset
-from cohirl.envs import ENV_STATE_KEY, STATE_KEY, get_spec
+from cohirl.envs import ENV_STATE_KEY, STATE_KEY, get_spec, make_task
 from cohirl.errors import CohirlError
 from cohirl.eval.rollout import evaluate
 from cohirl.policies.base import ChunkPolicy, ChunkStepper
 from cohirl.stages import EvalConfig
-from cohirl.training.agent import save_actor_snapshot, snapshot_factory
-from cohirl.training.loop import FinetuneConfig, Finetuner
+from cohirl.training.agent import ComposedPolicy, PolicyInputs, save_actor_snapshot, snapshot_factory
+from cohirl.training.loop import FinetuneConfig, Finetuner, demo_episodes
+from cohirl.training.replay import demo_buffer
 
 TASK = "pick_place"
 
@@ -56,7 +61,8 @@ class LinearBaseFactory:
 
 CFG = FinetuneConfig(env_steps=120, eval_every=60, eval_episodes=2, checkpoint_every=40, bc_steps=40,
                      critic_pretrain_steps=20, warmup_steps=30, batch_size=16, max_episode_steps=40,
-                     learner={"policy_hidden": [32, 32], "critic_hidden": [32, 32], "hetstat_features": 32})
+                     learner={"policy_hidden": [32, 32], "critic_hidden": [32, 32], "hetstat_features": 32},
+                     per_method={"sparse_residual": {"learner": {"critic_only_updates": 30}}})
 EVAL = EvalConfig(n_episodes=2, seed=7, workers=1)
 
 
@@ -71,27 +77,107 @@ def make_runner(method: str, out: Path, demos: DemoArrays, cfg: FinetuneConfig =
     return Finetuner(TASK, method, 0, cfg, demos, LinearBaseFactory(), EVAL, out, progress=False)
 
 
-def test_step0_evaluation_is_the_bc_policy(tmp_path: Path, demos: DemoArrays) -> None:
-    runner = make_runner("csil_ensemble", tmp_path / "run", demos, CFG)
+def _executed_actions(policy: object, seed: int, steps: int) -> np.ndarray:
+    """Actions a policy executes over one capped episode of the task from ``seed``."""
+    task = make_task(TASK)
+    obs = task.reset(seed)
+    policy.reset(seed)  # type: ignore[attr-defined]
+    actions = []
+    for _ in range(steps):
+        action = policy.act(obs, deterministic=True)  # type: ignore[attr-defined]
+        actions.append(action)
+        obs, _, terminated, truncated, _ = task.step(action)
+        if terminated or truncated:
+            break
+    return np.stack(actions)
+
+
+def _independent_bc_learner(method: str, demos: DemoArrays, cfg: FinetuneConfig) -> Learner:
+    """The BC-pretrained learner built from the public pieces, without the Finetuner."""
+    learner_cfg, composition = build_method(method, cfg.learner_overrides(method), cfg.composition_overrides(method))
+    base = LinearBaseFactory()()
+    episodes = demo_episodes(demos, base, base.replan_every, cfg.see_base_action, cfg.see_chunk_phase)
+    buffer = demo_buffer(episodes, composition, learner_cfg.n_step, learner_cfg.gamma)
+    return build_learner(learner_cfg, composition, buffer, seed=0)[0]
+
+
+@pytest.mark.parametrize("method", ["csil_ensemble", "csil_residual"])
+def test_step0_evaluation_is_the_bc_policy(tmp_path: Path, demos: DemoArrays, method: str) -> None:
+    runner = make_runner(method, tmp_path / "run", demos, CFG)
     runner.setup()
-    snap = save_actor_snapshot(runner.learner, tmp_path / "bc.pt", CFG.see_base_action)
+    independent = _independent_bc_learner(method, demos, CFG)
+    for key, value in independent.actor.state_dict().items():
+        torch.testing.assert_close(runner.learner.actor.state_dict()[key], value, rtol=0, atol=0)
+    snap = save_actor_snapshot(independent, tmp_path / "bc.pt", runner.inputs)
     bc_rows = evaluate(snapshot_factory(LinearBaseFactory(), snap), TASK, CFG.eval_episodes, EVAL.seed,
                        progress=False, horizon=CFG.max_episode_steps)
     step0 = pd.DataFrame(runner.state.eval_episodes)
     assert (step0.env_steps == 0).all()
-    np.testing.assert_array_equal(step0.success, bc_rows.success)
-    np.testing.assert_array_equal(step0.length, bc_rows.length)
-    np.testing.assert_array_equal(step0.init_seed, bc_rows.init_seed)
+    for column in ("success", "length", "return", "init_seed"):
+        np.testing.assert_array_equal(step0[column], bc_rows[column])
 
 
-def test_zero_residual_baseline_starts_exactly_at_the_base(tmp_path: Path, demos: DemoArrays) -> None:
+def test_zero_residual_baseline_executes_the_base_actions_step_by_step(tmp_path: Path, demos: DemoArrays) -> None:
     runner = make_runner("sparse_residual", tmp_path / "run", demos, CFG)
     runner.setup()
-    base_rows = evaluate(LinearBaseFactory(), TASK, CFG.eval_episodes, EVAL.seed, progress=False,
-                         horizon=CFG.max_episode_steps)
-    step0 = pd.DataFrame(runner.state.eval_episodes)
-    np.testing.assert_array_equal(step0["return"], base_rows["return"])
-    np.testing.assert_array_equal(step0.length, base_rows.length)
+    snap = save_actor_snapshot(runner.learner, tmp_path / "step0.pt", runner.inputs)
+    composed = snapshot_factory(LinearBaseFactory(), snap)()
+    for seed in (3, 4):
+        base_actions = _executed_actions(LinearBaseFactory()(), seed, 40)
+        np.testing.assert_array_equal(_executed_actions(composed, seed, 40), base_actions)
+
+
+def _base_generated_demos(n_episodes: int = 4, steps: int = 40) -> DemoArrays:
+    """Demonstrations recorded from the frozen base itself (a_demo = a_b at every step)."""
+    spec, base = get_spec(TASK), LinearBaseFactory()()
+    columns: dict[str, list[np.ndarray]] = {"state": [], "env_state": [], "action": [], "episode_index": []}
+    task = make_task(TASK)
+    for episode in range(n_episodes):
+        obs = task.reset(100 + episode)
+        base.reset(episode)
+        for _ in range(steps):
+            action = base.act(obs)
+            columns["state"].append(obs[STATE_KEY].copy())
+            columns["env_state"].append(obs[ENV_STATE_KEY].copy())
+            columns["action"].append(action)
+            columns["episode_index"].append(np.array(episode))
+            obs, *_ = task.step(action)
+    n = n_episodes * steps
+    arrays = {k: np.stack(v).astype(np.float32 if k != "episode_index" else np.int64) for k, v in columns.items()}
+    return DemoArrays(task=TASK, repo_id="base", root=Path("."), fps=spec.fps,
+                      frame_index=np.tile(np.arange(steps), n_episodes), reward=np.zeros(n, np.float32),
+                      done=np.zeros(n, bool), success=np.zeros(n, bool),
+                      episode_seeds=np.arange(n_episodes), **arrays)
+
+
+@pytest.mark.parametrize("method", ["csil_ensemble", "csil_residual", "csil_ensemble_mean"])
+def test_bc_on_the_bases_own_demos_keeps_the_executed_action_at_the_base(tmp_path: Path, method: str) -> None:
+    """Composition + BC pretraining must not move the executed action where BC intends no change."""
+    cfg = FinetuneConfig(**{**CFG.__dict__, "bc_steps": 400})
+    learner = _independent_bc_learner(method, _base_generated_demos(), cfg)
+    composed = ComposedPolicy(LinearBaseFactory()(), learner.actor, learner.composition,
+                              PolicyInputs(cfg.see_base_action, cfg.see_chunk_phase, 10))
+    executed, base = _executed_actions(composed, 100, 40), _executed_actions(LinearBaseFactory()(), 100, 40)
+    tolerance = 0.02 if learner.composition.correction_scale is not None else 0.1
+    assert np.abs(executed - base).max() < tolerance, (method, np.abs(executed - base).max())
+
+
+def test_sparse_baseline_actor_updates_within_the_budget(tmp_path: Path, demos: DemoArrays) -> None:
+    cfg = FinetuneConfig(**{**CFG.__dict__, "utd": 1,
+                            "per_method": {"sparse_residual": {"learner": {"critic_only_updates": 50}}}})
+    runner = make_runner("sparse_residual", tmp_path / "run", demos, cfg)
+    assert runner.total_updates() == CFG.env_steps - CFG.warmup_steps + 1
+    runner.setup()
+    before = {k: v.clone() for k, v in runner.learner.actor.state_dict().items()}
+    runner.run()
+    moved = any(not torch.equal(before[k], v) for k, v in runner.learner.actor.state_dict().items())
+    assert runner.learner.num_updates == runner.total_updates() and moved
+
+
+def test_critic_only_phase_longer_than_the_run_is_a_config_error(tmp_path: Path, demos: DemoArrays) -> None:
+    # the method's default (ResFiT: 10k critic-only updates) against a 120-step budget
+    with pytest.raises(CohirlError, match=r"critic_only_updates=10000 ≥ the run's \d+ learner updates"):
+        make_runner("sparse_residual", tmp_path / "run", demos, FinetuneConfig(**{**CFG.__dict__, "per_method": {}}))
 
 
 @pytest.mark.parametrize("method", ["csil_residual", "sparse_residual"])

@@ -86,11 +86,25 @@ def test_demo_buffer_targets_rewards_and_sarsa_fields() -> None:
     np.testing.assert_array_equal(demos.field("reward"), [0, 0, 0, 0, 1, 0, 0, 0, 0])
     np.testing.assert_array_equal(demos.field("terminated"), [0, 0, 0, 0, 1, 0, 0, 0, 0])
     np.testing.assert_array_equal(demos.field("truncated"), [0, 0, 0, 0, 0, 0, 0, 0, 1])
-    np.testing.assert_array_equal(demos.field("next_action")[:4], ep.action[1:])
+    # within the residual's reach the executed demo action is the demo action (up to rounding)
+    np.testing.assert_allclose(demos.field("action")[:5], ep.action, atol=1e-6)
+    np.testing.assert_allclose(demos.field("next_action")[:4], ep.action[1:], atol=1e-6)
     np.testing.assert_array_equal(demos.field("next_obs")[:5], ep.obs[1:])
     np.testing.assert_array_equal(demos.field("next_base_action")[:5], ep.base_action[1:])
     batch = demos.sample(8, np.random.default_rng(0))
     assert {"next_action", "next_policy_action", "discount"} <= set(batch)
+
+
+def test_demo_rows_out_of_reach_store_the_reachable_executed_action() -> None:
+    """A demo correction beyond κ is stored as the action the clipped target executes (coherence)."""
+    composition = Composition(mode="residual", kappa=0.1)
+    base = np.zeros((3, 1), np.float32)
+    ep = DemoEpisode(np.zeros((3, 2), np.float32), base, np.array([[0.05], [0.5]], np.float32), True)
+    demos = demo_buffer([ep], composition)
+    np.testing.assert_allclose(demos.field("action")[:, 0], [0.05, 0.0999], atol=1e-6)
+    np.testing.assert_allclose(demos.field("policy_action")[:, 0], [0.5, 0.999], atol=1e-6)
+    ensemble = demo_buffer([ep], Composition(mode="ensemble", ensemble_weighting="mean"))
+    np.testing.assert_allclose(ensemble.field("action")[:, 0], [0.025, 0.25], atol=1e-6)  # ½(a_b + â)
 
 
 def test_bad_replay_input_raises() -> None:

@@ -4,8 +4,10 @@ Same learner as CSIL, configured as: env reward (1 on success, episode ends on s
 transitions with r = 1 at their last step in half of every batch, a residual actor whose mean
 layer starts at 0 (so it starts as the base), TD3-style Gaussian exploration of std 0.05, a
 10-head LayerNorm critic ensemble with targets from the min over 2 random heads, n-step 3,
-UTD 4, actor lr 1e-6, critic lr 1e-4, 10k warm-up env steps, 10k critic-only updates, κ = 0.1,
-no reward learning, no KL to a BC policy.
+UTD 4, actor lr 1e-6, critic lr 1e-4, 10k warm-up env steps, 10k critic-only updates, no reward
+learning, no KL to a BC policy. κ is the same as CSIL's (``DEFAULT_KAPPA``; ResFiT used 0.1): the
+comparison should not hinge on the residual's reach. Profiles shorter than ResFiT's budgets must
+lower ``critic_only_updates`` (the finetuning loop refuses a run whose actor would never train).
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from __future__ import annotations
 from typing import Any
 
 from cohirl.csil.config import LearnerConfig
-from cohirl.policies.compose import Composition
+from cohirl.policies.compose import DEFAULT_KAPPA, Composition
 
 SPARSE_RESIDUAL_DEFAULTS: dict[str, Any] = {
     "reward_source": "sparse",
@@ -35,7 +37,6 @@ SPARSE_RESIDUAL_DEFAULTS: dict[str, Any] = {
     "critic_only_updates": 10_000,
     "bc_steps": 0,
 }
-SPARSE_RESIDUAL_KAPPA = 0.1
 
 
 def sparse_residual_config(**overrides: Any) -> LearnerConfig:
@@ -43,5 +44,5 @@ def sparse_residual_config(**overrides: Any) -> LearnerConfig:
     return LearnerConfig().with_(**{**SPARSE_RESIDUAL_DEFAULTS, **overrides})
 
 
-def sparse_residual_composition(kappa: float = SPARSE_RESIDUAL_KAPPA) -> Composition:
+def sparse_residual_composition(kappa: float = DEFAULT_KAPPA) -> Composition:
     return Composition(mode="residual", kappa=kappa)

@@ -159,7 +159,15 @@ class LearnerConfig:
         return self.uses_coherent_reward or self.actor_reg == "kl_to_bc"
 
     def value_clip(self) -> float:
-        """Upper clip of bootstrapped values, R_max/(1 - γ) (step 2)."""
+        """Upper clip of bootstrapped values (step 2).
+
+        R_max/(1 - γ) for a positive reward. With the non-positive coherent reward every value is
+        ≤ 0, so the clip is 0 (the official NCSIL clips at 0; R_max/(1 - γ) ≈ 645 never acted), plus
+        the one-off sparse bonus λ for "coherent+sparse" (episodes end on success).
+        """
+        if self.uses_coherent_reward and self.reward_variant == "nonpositive":
+            bonus = self.sparse_weight if self.reward_source == "coherent+sparse" else 0.0
+            return bonus / (1.0 - self.gamma) if self.ignore_termination else bonus
         return self.r_max / (1.0 - self.gamma)
 
     def reward_alpha(self, action_dim: int) -> float:
@@ -175,3 +183,29 @@ class LearnerConfig:
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
+
+
+# Named groups of learner settings. "official": google-deepmind/csil's defaults where paper.md is
+# silent (BC and critic-pretraining budgets, network and batch sizes, one critic head). Its critic
+# layers differ in detail (LayerNorm + tanh on the first layer, ELU, orthogonal init) — not modelled.
+PRESETS: dict[str, dict[str, Any]] = {
+    "official": {
+        "bc_steps": 25_000, "bc_lr": 1e-3, "bc_batch_size": 256,
+        "critic_pretrain_steps": 5_000, "critic_pretrain_lr": 1e-4, "critic_pretrain_batch_size": 256,
+        "policy_hidden": (256, 256), "hetstat_features": 256, "critic_hidden": (256, 256), "n_critics": 1,
+        "demo_batch_size": 256, "replay_batch_size": 256,
+    },
+}
+
+
+def apply_preset(name: str | None, overrides: dict[str, Any]) -> dict[str, Any]:
+    """``overrides`` on top of preset ``name``; a preset key given again is an error (one knob, one place)."""
+    if name is None:
+        return dict(overrides)
+    if name not in PRESETS:
+        raise CohirlError(f"Unknown learner preset {name!r}; known presets: {sorted(PRESETS)}.")
+    clash = sorted(set(PRESETS[name]) & set(overrides))
+    if clash:
+        raise CohirlError(f"finetune sets {clash} and preset {name!r} sets them too: remove them from params.yaml "
+                          f"(finetune.batch_size sets all four batch sizes) or drop the preset.")
+    return {**PRESETS[name], **overrides}

@@ -3,6 +3,12 @@
 CSIL variants use the coherent reward with the non-positive variant and termination on success
 (our reading of paper.md's "Sparse reward" bullet), KL-to-BC with β = 0.01, exact Gaussian KL,
 HetStat head, critic pretraining and reward refinement; ablations change one thing each.
+
+``csil_ensemble`` is the base-centred ensemble (``Composition`` docstring): ½(a_b + â) with the
+small policy's proposal â = a_b + s·δ, and the prior centred on the base with HetStat's off-data
+std, so policy and reward both defer to the base away from the data. ``csil_ensemble_mean`` is the
+plain mean of a full small-policy action, which starts below the base (README: the initial drop).
+Every method uses the same residual scale κ (``DEFAULT_KAPPA``) unless params.yaml sets one.
 """
 
 from __future__ import annotations
@@ -13,8 +19,6 @@ from cohirl.csil.config import LearnerConfig
 from cohirl.errors import CohirlError
 from cohirl.policies.compose import Composition
 
-CSIL_RESIDUAL_KAPPA = 0.2  # *(ours)*: upper end of ResFiT's 0.1–0.2 so demo residuals clip less
-
 MethodBuilder = Callable[[], tuple[LearnerConfig, Composition]]
 
 
@@ -22,8 +26,9 @@ def _csil(composition: Composition, **cfg: Any) -> MethodBuilder:
     return lambda: (LearnerConfig(**cfg), composition)
 
 
-_ENSEMBLE = Composition(mode="ensemble")
-_RESIDUAL = Composition(mode="residual", kappa=CSIL_RESIDUAL_KAPPA)
+_ENSEMBLE = Composition(mode="ensemble", ensemble_weighting="centred")
+_RESIDUAL = Composition(mode="residual")
+
 
 def _sparse_residual() -> tuple[LearnerConfig, Composition]:
     # Imported here: cohirl.baselines imports cohirl.csil.config, which initialises this package.
@@ -33,9 +38,11 @@ def _sparse_residual() -> tuple[LearnerConfig, Composition]:
 
 
 METHODS: dict[str, MethodBuilder] = {
-    "csil_ensemble": _csil(_ENSEMBLE),
+    "csil_ensemble": _csil(_ENSEMBLE, prior="base_gaussian"),
+    "csil_ensemble_uniform_prior": _csil(_ENSEMBLE),
+    "csil_ensemble_mean": _csil(Composition(mode="ensemble", ensemble_weighting="mean")),
     "csil_ensemble_precision": _csil(Composition(mode="ensemble", ensemble_weighting="precision")),
-    "csil_ensemble_match": _csil(Composition(mode="ensemble", ensemble_target="match")),
+    "csil_ensemble_match": _csil(Composition(mode="ensemble", ensemble_weighting="mean", ensemble_target="match")),
     "csil_residual": _csil(_RESIDUAL),
     "csil_residual_no_critic_pretrain": _csil(_RESIDUAL, pretrain_critic=False),
     "csil_residual_no_refine": _csil(_RESIDUAL, refine_reward=False),

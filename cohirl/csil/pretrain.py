@@ -104,6 +104,18 @@ def sarsa_target(learner: Learner, b: dict[str, torch.Tensor]) -> torch.Tensor:
                                  learner.cfg.value_clip())
 
 
+@torch.no_grad()
+def relabel_demo_executed(demos: ReplayBuffer, composition: Composition, policy: SmallPolicy) -> None:
+    """Executed demo actions with the BC policy's std, for compositions that weigh by it."""
+    for obs_key, base_key, target_key, action_key in (("obs", "base_action", "policy_action", "action"),
+                                                      ("next_obs", "next_base_action", "next_policy_action",
+                                                       "next_action")):
+        std = policy(torch.as_tensor(demos.field(obs_key))).std
+        executed = composition.demo_executed(torch.as_tensor(demos.field(base_key)),
+                                             torch.as_tensor(demos.field(target_key)), std)
+        demos.set_field(action_key, executed.numpy())
+
+
 def build_learner(
     cfg: LearnerConfig,
     composition: Composition,
@@ -127,6 +139,8 @@ def build_learner(
             torch.manual_seed(seed)
             bc_policy = make_policy(cfg, demos.obs_dim, demos.action_dim, copy.deepcopy(normalizer))
         metrics.update(bc_pretrain(bc_policy, obs, demos.field("policy_action"), cfg, seed, progress))
+        if composition.uses_policy_std:
+            relabel_demo_executed(demos, composition, bc_policy)
     learner = Learner(cfg, composition, demos.obs_dim, demos.action_dim, seed, bc_policy, normalizer)
     if cfg.pretrain_critic:
         metrics.update({f"pretrain_{k}": v for k, v in pretrain_critic(learner, demos, seed, progress).items()})

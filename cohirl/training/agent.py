@@ -25,21 +25,44 @@ from cohirl.policies.small import SmallPolicy
 from cohirl.training.checkpoint import save_checkpoint
 
 
-def policy_input(state: np.ndarray, env_state: np.ndarray, base_action: np.ndarray, see_base: bool) -> np.ndarray:
-    """The small policy's observation: [state, environment_state(, a_b)] (raw; networks normalise)."""
-    parts = [state, env_state, base_action] if see_base else [state, env_state]
-    return np.concatenate(parts, axis=-1).astype(np.float32)
+@dataclass(frozen=True)
+class PolicyInputs:
+    """What the small policy observes: [state, environment_state(, a_b)(, chunk phase)] (raw).
+
+    The chunk phase is (t mod k)/k for the base action's step t and re-planning period k: the
+    correction a chunk needs grows with its staleness, which a_b alone does not show.
+    """
+
+    see_base: bool = True
+    see_phase: bool = True
+    replan_every: int = 10
+
+    def build(self, state: np.ndarray, env_state: np.ndarray, base_action: np.ndarray,
+              step: int | np.ndarray) -> np.ndarray:
+        """One observation ([D], ``step`` an int) or an episode's ([T, D], ``step`` its indices)."""
+        parts = [state, env_state]
+        if self.see_base:
+            parts.append(base_action)
+        if self.see_phase:
+            phase = (np.asarray(step) % self.replan_every) / float(self.replan_every)
+            parts.append(np.asarray(phase, dtype=np.float32)[..., None])
+        return np.concatenate(parts, axis=-1).astype(np.float32)
 
 
-def save_actor_snapshot(learner: Learner, path: Path, see_base: bool) -> Path:
-    """Only what acting needs: the actor's weights, its config and the composition."""
+def stepper_phase(base: BaseStepper) -> int:
+    """Step index of the base action just returned by ``base.base_action`` (its chunk phase source)."""
+    return int(getattr(base, "t")) - 1
+
+
+def save_actor_snapshot(learner: Learner, path: Path, inputs: PolicyInputs) -> Path:
+    """Only what acting needs: the actor's weights, its config, the composition and its inputs."""
     snapshot = {"actor": learner.actor.state_dict(), "config": learner.cfg.to_dict(),
                 "composition": asdict(learner.composition), "obs_dim": learner.obs_dim,
-                "action_dim": learner.action_dim, "see_base": see_base, "env_steps": 0}
+                "action_dim": learner.action_dim, "inputs": asdict(inputs), "env_steps": 0}
     return save_checkpoint(snapshot, path)
 
 
-def load_actor(path: Path) -> tuple[SmallPolicy, Composition, bool]:
+def load_actor(path: Path) -> tuple[SmallPolicy, Composition, PolicyInputs]:
     snap = torch.load(path, map_location="cpu", weights_only=False)
     cfg_dict = dict(snap["config"])
     for key in ("critic_hidden", "policy_hidden"):
@@ -47,17 +70,21 @@ def load_actor(path: Path) -> tuple[SmallPolicy, Composition, bool]:
     actor = make_policy(LearnerConfig(**cfg_dict), int(snap["obs_dim"]), int(snap["action_dim"]))
     actor.load_state_dict(snap["actor"])
     actor.eval()
-    return actor, Composition(**snap["composition"]), bool(snap["see_base"])
+    return actor, Composition(**snap["composition"]), PolicyInputs(**snap["inputs"])
 
 
 class ComposedPolicy:
-    """a = compose(a_b(t), small policy(s, a_b)); mode actions when ``deterministic``."""
+    """a = compose(a_b(t), small policy(s, a_b, phase)); mode actions when ``deterministic``."""
 
-    def __init__(self, base: BaseStepper, actor: SmallPolicy, composition: Composition, see_base: bool,
+    def __init__(self, base: BaseStepper, actor: SmallPolicy, composition: Composition, inputs: PolicyInputs,
                  sample_seed: int = 0) -> None:
         if actor.action_dim != base.action_dim:
             raise CohirlError(f"small policy acts in {actor.action_dim}-d but the base in {base.action_dim}-d.")
-        self.base, self.actor, self.composition, self.see_base = base, actor, composition, see_base
+        if inputs.replan_every != base.replan_every:
+            raise CohirlError(f"the small policy was trained with replan_every={inputs.replan_every} but the base "
+                              f"re-plans every {base.replan_every} steps: use the run's base settings.")
+        self.base, self.actor, self.composition, self.inputs = base, actor, composition, inputs
+        self.last_base_action: np.ndarray | None = None  # a_b of the latest act() (diagnostics)
         self.action_dim = base.action_dim
         self._generator = torch.Generator().manual_seed(sample_seed)
 
@@ -68,7 +95,8 @@ class ComposedPolicy:
     @torch.no_grad()
     def act(self, obs: Obs, deterministic: bool = True) -> np.ndarray:
         a_b = np.asarray(self.base.base_action(obs), dtype=np.float32)
-        x = torch.as_tensor(policy_input(obs[STATE_KEY], obs[ENV_STATE_KEY], a_b, self.see_base))[None]
+        self.last_base_action = a_b
+        x = torch.as_tensor(self.inputs.build(obs[STATE_KEY], obs[ENV_STATE_KEY], a_b, stepper_phase(self.base)))[None]
         dist = self.actor(x)
         small = dist.mode() if deterministic else torch.tanh(dist.rsample_pre_tanh(self._generator))
         executed = self.composition.compose(torch.as_tensor(a_b)[None], small, dist.std)
@@ -83,8 +111,8 @@ class ComposedPolicyFactory:
     snapshot: str
 
     def __call__(self) -> ComposedPolicy:
-        actor, composition, see_base = load_actor(Path(self.snapshot))
-        return ComposedPolicy(self.base_factory(), actor, composition, see_base)
+        actor, composition, inputs = load_actor(Path(self.snapshot))
+        return ComposedPolicy(self.base_factory(), actor, composition, inputs)
 
 
 def snapshot_factory(base_factory: Any, path: Path) -> ComposedPolicyFactory:

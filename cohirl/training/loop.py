@@ -23,8 +23,9 @@ import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
+from cohirl.csil.config import apply_preset
 from cohirl.csil.learner import Learner
-from cohirl.csil.methods import build_method
+from cohirl.csil.methods import METHODS, build_method
 from cohirl.csil.pretrain import build_learner
 from cohirl.demos.dataset import DemoArrays
 from cohirl.envs import ENV_STATE_KEY, STATE_KEY, make_task
@@ -33,7 +34,8 @@ from cohirl.io import write_csv, write_json
 from cohirl.eval.rollout import evaluate
 from cohirl.eval.stats import wilson_interval
 from cohirl.policies.base import ChunkStepper, base_actions_for_episode
-from cohirl.training.agent import policy_input, save_actor_snapshot, snapshot_factory
+from cohirl.policies.compose import clipped_fraction
+from cohirl.training.agent import PolicyInputs, save_actor_snapshot, snapshot_factory, stepper_phase
 from cohirl.training.checkpoint import CHECKPOINT_NAME, load_checkpoint, rng_state, restore_rng, save_checkpoint
 from cohirl.training.replay import DemoEpisode, ReplayBuffer, demo_buffer
 
@@ -43,7 +45,10 @@ TRAIN_SEED_OFFSET = 2_000_000_000  # training episodes never start from evaluati
 @dataclass(frozen=True)
 class FinetuneConfig:
     """Budgets of one run (``params.yaml``: ``profiles.<p>.finetune``); ``learner`` overrides any
-    ``LearnerConfig`` field, ``composition`` any ``Composition`` field, for every method."""
+    ``LearnerConfig`` field, ``composition`` any ``Composition`` field, for every method;
+    ``per_method.<method>.{learner,composition}`` for one method only (applied last).
+    ``preset`` (e.g. "official": the official CSIL recipe where the paper is silent) sets a group
+    of learner fields; naming one of them again elsewhere is an error (one knob, one place)."""
 
     env_steps: int = 100_000  # the paper: 100k–450k env steps per task
     eval_every: int = 10_000
@@ -55,22 +60,39 @@ class FinetuneConfig:
     batch_size: int | None = None  # per half: demo batch = replay batch
     utd: int | None = None  # updates per env step
     see_base_action: bool = True  # the small policy observes a_b(t)
+    see_chunk_phase: bool = True  # ... and the chunk phase (t mod k)/k (how stale a_b is)
     max_episode_steps: int | None = None  # cap below the task horizon (tiny test/smoke budgets only)
+    preset: str | None = None  # a named group of learner settings (cohirl.csil.config.PRESETS)
     learner: dict[str, Any] = field(default_factory=dict)
     composition: dict[str, Any] = field(default_factory=dict)
+    per_method: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if min(self.env_steps, self.eval_every, self.eval_episodes, self.checkpoint_every) <= 0:
             raise CohirlError(f"finetune budgets must be positive: {self}")
+        for method, section in self.per_method.items():
+            if method not in METHODS:
+                raise CohirlError(f"finetune.per_method names unknown method {method!r}; known: {sorted(METHODS)}.")
+            extra = sorted(set(section or {}) - {"learner", "composition"})
+            if extra:
+                raise CohirlError(f"finetune.per_method.{method}: unknown keys {extra}; use 'learner' and/or "
+                                  "'composition'.")
 
-    def learner_overrides(self) -> dict[str, Any]:
+    def learner_overrides(self, method: str | None = None) -> dict[str, Any]:
         pairs = {"bc_steps": self.bc_steps, "critic_pretrain_steps": self.critic_pretrain_steps,
                  "warmup_steps": self.warmup_steps, "utd": self.utd}
         out = {k: v for k, v in pairs.items() if v is not None}
         if self.batch_size is not None:
             out.update(demo_batch_size=self.batch_size, replay_batch_size=self.batch_size,
                        bc_batch_size=self.batch_size, critic_pretrain_batch_size=self.batch_size)
-        return {**out, **self.learner}
+        out = {**out, **self.learner, **self._method_section(method).get("learner", {})}
+        return apply_preset(self.preset, out)
+
+    def composition_overrides(self, method: str | None = None) -> dict[str, Any]:
+        return {**self.composition, **self._method_section(method).get("composition", {})}
+
+    def _method_section(self, method: str | None) -> dict[str, Any]:
+        return dict(self.per_method.get(method or "", {}) or {})
 
 
 @dataclass
@@ -85,17 +107,33 @@ class RunState:
     pretrain_metrics: dict[str, float] = field(default_factory=dict)
 
 
-def demo_episodes(demos: DemoArrays, base: ChunkStepper, replan_every: int, see_base: bool) -> list[DemoEpisode]:
-    """Demonstrations with a_b(t) from the frozen base at the deployment chunk phase."""
+def demo_episodes(demos: DemoArrays, base: ChunkStepper, replan_every: int, see_base: bool,
+                  see_phase: bool = True) -> list[DemoEpisode]:
+    """Demonstrations with a_b(t) from the frozen base at the deployment chunk phase.
+
+    Episode i's base sampling is seeded with i, as training episode i's is (for a stochastic base
+    the labels then differ between demos as its deployed actions do).
+    """
+    inputs = PolicyInputs(see_base, see_phase, replan_every)
     out = []
-    for sl in demos.episode_slices():
-        a_b = base_actions_for_episode(base.policy, demos.state[sl], demos.env_state[sl], replan_every)
+    for i, sl in enumerate(demos.episode_slices()):
+        a_b = base_actions_for_episode(base.policy, demos.state[sl], demos.env_state[sl], replan_every, seed=i)
         a_b = np.concatenate([a_b, a_b[-1:]])  # final observation: repeat (terminal for successes)
         state = np.concatenate([demos.state[sl], demos.state[sl][-1:]])
         env_state = np.concatenate([demos.env_state[sl], demos.env_state[sl][-1:]])
-        out.append(DemoEpisode(obs=policy_input(state, env_state, a_b, see_base), base_action=a_b,
-                               action=demos.action[sl], success=bool(demos.success[sl][-1])))
+        obs = inputs.build(state, env_state, a_b, np.arange(len(a_b)))
+        out.append(DemoEpisode(obs=obs, base_action=a_b, action=demos.action[sl],
+                               success=bool(demos.success[sl][-1])))
     return out
+
+
+def demo_statistics(episodes: list[DemoEpisode], composition: Any) -> dict[str, float]:
+    """How far the base is from the demonstrations (RMSE per action entry) and the share of BC
+    targets the composition cannot reach (clipped)."""
+    a_demo = np.concatenate([ep.action for ep in episodes])
+    a_b = np.concatenate([ep.base_action[: len(ep.action)] for ep in episodes])
+    return {"demo_base_rmse": float(np.sqrt(np.mean(np.square(a_demo - a_b)))),
+            "bc_target_clipped_fraction": clipped_fraction(composition, a_demo, a_b)}
 
 
 class Finetuner:
@@ -105,13 +143,17 @@ class Finetuner:
                  base_factory: Any, eval_cfg: Any, out_dir: Path, progress: bool = True) -> None:
         self.task_name, self.method, self.seed, self.cfg = task, method, seed, cfg
         self.base_factory, self.eval_cfg, self.out_dir, self.progress = base_factory, eval_cfg, Path(out_dir), progress
-        self.learner_cfg, self.composition = build_method(method, cfg.learner_overrides(), cfg.composition)
+        self.learner_cfg, self.composition = build_method(method, cfg.learner_overrides(method),
+                                                          cfg.composition_overrides(method))
         self.base: ChunkStepper = base_factory()
         if self.base.action_dim != demos.action.shape[1]:
             raise CohirlError(f"base acts in {self.base.action_dim}-d but the demonstrations of {task} are "
                               f"{demos.action.shape[1]}-d: retrain the base on this task's demos.")
-        self.demos = demo_buffer(demo_episodes(demos, self.base, self.base.replan_every, cfg.see_base_action),
-                                 self.composition, self.learner_cfg.n_step, self.learner_cfg.gamma)
+        self.inputs = PolicyInputs(cfg.see_base_action, cfg.see_chunk_phase, self.base.replan_every)
+        episodes = demo_episodes(demos, self.base, self.base.replan_every, cfg.see_base_action, cfg.see_chunk_phase)
+        self.demos = demo_buffer(episodes, self.composition, self.learner_cfg.n_step, self.learner_cfg.gamma)
+        self.demo_stats = demo_statistics(episodes, self.composition)
+        self._check_actor_phase()
         self.replay = ReplayBuffer(min(self.learner_cfg.replay_capacity, cfg.env_steps), self.demos.obs_dim,
                                    self.demos.action_dim, self.learner_cfg.n_step, self.learner_cfg.gamma)
         self.rng = np.random.default_rng(seed)
@@ -122,10 +164,26 @@ class Finetuner:
         self.learner: Learner | None = None
 
     # -- setup ---------------------------------------------------------------------------------
+    def total_updates(self) -> int:
+        """Learner updates the budget allows: UTD per env step once the replay holds the warm-up."""
+        cfg = self.learner_cfg
+        return max(0, self.cfg.env_steps - max(1, cfg.warmup_steps) + 1) * cfg.utd
+
+    def _check_actor_phase(self) -> None:
+        only_critic, total = self.learner_cfg.critic_only_updates, self.total_updates()
+        if only_critic > 0 and only_critic >= total:
+            raise CohirlError(
+                f"{self.method}: critic_only_updates={only_critic} ≥ the run's {total} learner updates "
+                f"(env_steps {self.cfg.env_steps}, warmup {self.learner_cfg.warmup_steps}, UTD {self.learner_cfg.utd}): "
+                "the actor would never be trained. Lower finetune.per_method.<method>.learner.critic_only_updates "
+                "or raise env_steps.")
+
     def fingerprint(self) -> str:
+        base_labels = hashlib.sha256(np.ascontiguousarray(self.demos.field("base_action")).tobytes()).hexdigest()
         record = {"task": self.task_name, "method": self.method, "seed": self.seed, "cfg": asdict(self.cfg),
                   "learner": self.learner_cfg.to_dict(), "composition": asdict(self.composition),
-                  "eval": asdict(self.eval_cfg), "demos": int(len(self.demos))}
+                  "eval": asdict(self.eval_cfg), "demos": int(len(self.demos)),
+                  "base": {"replan_every": self.base.replan_every, "demo_labels_sha256": base_labels}}
         return hashlib.sha256(json.dumps(record, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
     @property
@@ -140,8 +198,8 @@ class Finetuner:
                 self._restore(ckpt)
                 return
             self.checkpoint_path.rename(self.checkpoint_path.with_suffix(".stale"))
-        self.learner, self.state.pretrain_metrics = build_learner(
-            self.learner_cfg, self.composition, self.demos, self.seed, self.progress)
+        self.learner, metrics = build_learner(self.learner_cfg, self.composition, self.demos, self.seed, self.progress)
+        self.state.pretrain_metrics = {**self.demo_stats, **metrics}
         self.evaluate_now()
         self.save()
 
@@ -161,8 +219,7 @@ class Finetuner:
     # -- evaluation ----------------------------------------------------------------------------
     def evaluate_now(self) -> dict[str, Any]:
         assert self.learner is not None
-        path = save_actor_snapshot(self.learner, self.out_dir / "checkpoints" / "actor_eval.pt",
-                                   self.cfg.see_base_action)
+        path = save_actor_snapshot(self.learner, self.out_dir / "checkpoints" / "actor_eval.pt", self.inputs)
         ev = self.eval_cfg
         rows = evaluate(snapshot_factory(self.base_factory, path), self.task_name, self.cfg.eval_episodes,
                         ev.seed, workers=ev.workers, method=self.method, run_seed=self.seed,
@@ -194,7 +251,7 @@ class Finetuner:
         obs = self.task.reset(TRAIN_SEED_OFFSET + self.seed * 1_000_000 + self.state.episodes)
         self.base.reset(self.state.episodes)
         a_b = self.base.base_action(obs)
-        x = policy_input(obs[STATE_KEY], obs[ENV_STATE_KEY], a_b, self.cfg.see_base_action)
+        x = self.inputs.build(obs[STATE_KEY], obs[ENV_STATE_KEY], a_b, stepper_phase(self.base))
         done, ret, metrics = False, 0.0, {}
         while not done and self.state.env_steps < self.cfg.env_steps:
             executed, u = self.learner.act(x, a_b, deterministic=False)
@@ -202,7 +259,7 @@ class Finetuner:
             truncated = truncated or (not terminated and self.task.t >= self.episode_cap)
             done = terminated or truncated
             next_a_b = self.base.base_action(obs)
-            next_x = policy_input(obs[STATE_KEY], obs[ENV_STATE_KEY], next_a_b, self.cfg.see_base_action)
+            next_x = self.inputs.build(obs[STATE_KEY], obs[ENV_STATE_KEY], next_a_b, stepper_phase(self.base))
             cut = not done and self.state.env_steps + 1 >= self.cfg.env_steps  # budget ends mid-episode
             self.replay.add(obs=x, policy_action=u, base_action=a_b, action=executed, reward=reward,
                             terminated=terminated, truncated=truncated or cut, next_obs=next_x,

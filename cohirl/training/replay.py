@@ -80,6 +80,13 @@ class ReplayBuffer:
         """The stored column ``name`` in physical order (a view; only filled rows)."""
         return self._data[name][: self._size]
 
+    def set_field(self, name: str, values: np.ndarray) -> None:
+        """Overwrite the filled rows of column ``name`` (physical order, as ``field`` returns them)."""
+        arr = np.asarray(values, dtype=np.float32)
+        if arr.shape != self.field(name).shape or not np.all(np.isfinite(arr)):
+            raise CohirlError(f"ReplayBuffer.set_field: {name} needs finite values of shape {self.field(name).shape}.")
+        self._data[name][: self._size] = arr
+
     def sample(self, batch_size: int, rng: np.random.Generator) -> dict[str, np.ndarray]:
         """``batch_size`` uniformly drawn k-step transitions (see the module docstring)."""
         if self._size == 0:
@@ -150,7 +157,10 @@ def demo_buffer(
 ) -> ReplayBuffer:
     """Replay of demonstration transitions (paper.md steps 4–6 and the sparse baseline).
 
-    ``policy_action`` = composition.bc_targets(a_demo, a_b); SARSA extras ``next_action`` and
+    ``policy_action`` = composition.bc_targets(a_demo, a_b) and ``action`` = the executed action of
+    that output, composition.demo_executed(a_b, target) — the action the critic scores, so that
+    reward (on u) and critic (on the executed action) agree on what the BC policy does (coherence;
+    it equals a_demo wherever the composition can reach it). SARSA extras ``next_action`` and
     ``next_policy_action`` (the last step repeats its own action; it only matters if the demo
     was truncated); sparse reward 1 and ``terminated`` at the last step of successful demos.
     """
@@ -168,13 +178,15 @@ def demo_buffer(
 
 def _add_demo_episode(buffer: ReplayBuffer, ep: DemoEpisode, composition: Composition) -> None:
     T = len(ep.action)
-    targets = composition.bc_targets(ep.action.astype(np.float32), ep.base_action[:T].astype(np.float32))
+    base = ep.base_action[:T].astype(np.float32)
+    targets = composition.bc_targets(ep.action.astype(np.float32), base)
+    executed = np.asarray(composition.demo_executed(base, targets), dtype=np.float32)
     for t in range(T):
         nxt = min(t + 1, T - 1)
         last = t == T - 1
         buffer.add(
-            obs=ep.obs[t], policy_action=targets[t], base_action=ep.base_action[t], action=ep.action[t],
+            obs=ep.obs[t], policy_action=targets[t], base_action=ep.base_action[t], action=executed[t],
             reward=float(last and ep.success), terminated=last and ep.success, truncated=last and not ep.success,
             next_obs=ep.obs[t + 1], next_base_action=ep.base_action[t + 1],
-            next_action=ep.action[nxt], next_policy_action=targets[nxt],
+            next_action=executed[nxt], next_policy_action=targets[nxt],
         )

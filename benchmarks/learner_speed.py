@@ -1,0 +1,72 @@
+"""Learner updates per second on synthetic batches, at the quick and the paper profiles' sizes.
+
+One torch thread (as every stage runs). Prints ms per ``Learner.update`` for CSIL (coherent reward,
+refinement, KL actor) and the sparse residual baseline. Compare two versions of the code by running
+it on each (the numbers depend on the machine's load: run nothing else beside it).
+
+    python benchmarks/learner_speed.py --updates 200
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import numpy as np
+import torch
+
+from cohirl import _runtime
+from cohirl.csil.methods import build_method
+from cohirl.csil.pretrain import build_learner
+from cohirl.training.replay import DemoEpisode, demo_buffer
+
+SIZES = {
+    "quick": {"hetstat_features": 64, "policy_hidden": (128, 128), "critic_hidden": (128, 128), "batch": 64},
+    "paper": {"hetstat_features": 256, "policy_hidden": (256, 256), "critic_hidden": (256, 256), "batch": 256},
+}
+
+
+def synthetic_demos(obs_dim: int, action_dim: int, composition: object, frames: int = 4000) -> object:
+    rng = np.random.default_rng(0)
+    episodes = []
+    for _ in range(frames // 100):
+        obs = rng.normal(size=(101, obs_dim)).astype(np.float32)
+        base = np.tanh(rng.normal(size=(101, action_dim))).astype(np.float32) * 0.5
+        action = np.clip(base[:-1] + 0.1 * rng.normal(size=(100, action_dim)), -1, 1).astype(np.float32)
+        episodes.append(DemoEpisode(obs, base, action, success=True))
+    return demo_buffer(episodes, composition)
+
+
+def ms_per_update(method: str, size: str, updates: int, obs_dim: int = 61, action_dim: int = 7) -> float:
+    s = SIZES[size]
+    overrides = {k: v for k, v in s.items() if k != "batch"}
+    overrides.update(demo_batch_size=s["batch"], replay_batch_size=s["batch"], bc_steps=0, pretrain_critic=False,
+                     critic_only_updates=0, utd=1)
+    cfg, composition = build_method(method, overrides)
+    demos = synthetic_demos(obs_dim, action_dim, composition)
+    learner, _ = build_learner(cfg, composition, demos, seed=0)
+    rng = np.random.default_rng(1)
+    batches = [(demos.sample(s["batch"], rng), demos.sample(s["batch"], rng)) for _ in range(updates + 10)]
+    for demo_batch, replay_batch in batches[:10]:  # warm-up
+        learner.update(demo_batch, replay_batch)
+    start = time.perf_counter()
+    for demo_batch, replay_batch in batches[10:]:
+        learner.update(demo_batch, replay_batch)
+    return 1000 * (time.perf_counter() - start) / updates
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__)
+    p.add_argument("--updates", type=int, default=200)
+    p.add_argument("--sizes", nargs="+", default=["quick", "paper"])
+    p.add_argument("--methods", nargs="+", default=["csil_residual", "csil_ensemble", "sparse_residual"])
+    args = p.parse_args()
+    _runtime.configure_torch(1)
+    for size in args.sizes:
+        for method in args.methods:
+            ms = ms_per_update(method, size, args.updates if size == "quick" else max(20, args.updates // 5))
+            print(f"{size:6s} {method:18s} {ms:7.1f} ms/update  {1000 / ms:6.1f} updates/s", flush=True)
+
+
+if __name__ == "__main__":
+    main()

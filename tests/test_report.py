@@ -58,6 +58,17 @@ def test_initial_drop_detects_the_sparse_baseline_dip() -> None:
     assert drop.loc["csil_ensemble", "drop_vs_base"] >= 0
 
 
+def test_base_level_is_paired_with_the_methods_evaluation_states() -> None:
+    """Methods evaluated on 6 episodes are compared with the base's first 6 (same initial states)."""
+    base = pd.DataFrame({"task": "square", "method": "base", "episode": np.arange(20)[::-1],
+                         "success": [False] * 14 + [True] * 6})  # rows stored newest first
+    evals = make_evals().assign(n_episodes=6)
+    assert tables.paired_base_levels(base, evals)["square"] == 1.0  # episodes 0–5 all succeeded
+    assert tables.paired_base_levels(base, make_evals())["square"] == pytest.approx(0.3)
+    drop = tables.initial_drop(evals, base).set_index("method")
+    assert drop.loc["csil_ensemble", "drop_vs_base_episodes"] == pytest.approx((0.55 - 1.0) * 6)  # seeds 0.5/0.55/0.6
+
+
 def test_demos_needed_interpolates_a_hand_made_curve() -> None:
     curve = pd.DataFrame({"n_demos": [10, 25, 50, 100], "success_rate": [0.2, 0.4, 0.35, 0.8]})
     assert tables.demos_needed(curve, 0.1) == 10

@@ -223,3 +223,34 @@ def test_bad_inputs(tmp_path: Path, demos: DemoArrays) -> None:
     with pytest.raises(CohirlError, match="kappa|κ"):
         Finetuner(TASK, "csil_residual", 0, FinetuneConfig(composition={"kappa": 0.0}), demos,
                   LinearBaseFactory(), EVAL, tmp_path / "y", progress=False)
+
+
+def test_official_preset_and_per_method_settings() -> None:
+    official = FinetuneConfig(preset="official", warmup_steps=10).learner_overrides("csil_residual")
+    assert official["bc_steps"] == 25_000 and official["critic_pretrain_steps"] == 5_000
+    assert official["critic_hidden"] == (256, 256) and official["n_critics"] == 1 and official["warmup_steps"] == 10
+    with pytest.raises(CohirlError, match=r"\['bc_steps'\].*preset 'official'"):
+        FinetuneConfig(preset="official", bc_steps=500).learner_overrides()
+    with pytest.raises(CohirlError, match="Unknown learner preset"):
+        FinetuneConfig(preset="fastest").learner_overrides()
+    cfg = FinetuneConfig(composition={"kappa": 0.2},
+                         per_method={"sparse_residual": {"learner": {"utd": 1}, "composition": {"kappa": 0.1}}})
+    assert cfg.learner_overrides("sparse_residual")["utd"] == 1 and "utd" not in cfg.learner_overrides("csil_residual")
+    assert cfg.composition_overrides("sparse_residual") == {"kappa": 0.1}
+    assert cfg.composition_overrides("csil_residual") == {"kappa": 0.2}
+    with pytest.raises(CohirlError, match="unknown method 'csil_magic'"):
+        FinetuneConfig(per_method={"csil_magic": {}})
+    with pytest.raises(CohirlError, match=r"unknown keys \['lerner'\]"):
+        FinetuneConfig(per_method={"sparse_residual": {"lerner": {}}})
+
+
+@pytest.mark.parametrize("profile", ["smoke", "quick", "paper"])
+def test_every_profile_gives_the_sparse_baseline_an_actor_phase(profile: str) -> None:
+    from cohirl.stages import stage_config
+    from cohirl.training.loop import total_updates
+
+    cfg = stage_config(FinetuneConfig, "finetune", None, profile)
+    learner_cfg, _ = build_method("sparse_residual", cfg.learner_overrides("sparse_residual"),
+                                  cfg.composition_overrides("sparse_residual"))
+    total = total_updates(cfg, learner_cfg)
+    assert 0 < learner_cfg.critic_only_updates < total, (profile, learner_cfg.critic_only_updates, total)

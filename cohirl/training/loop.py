@@ -127,6 +127,11 @@ def demo_episodes(demos: DemoArrays, base: ChunkStepper, replan_every: int, see_
     return out
 
 
+def total_updates(cfg: FinetuneConfig, learner_cfg: Any) -> int:
+    """Learner updates a run's budget allows: UTD per env step once the replay holds the warm-up."""
+    return max(0, cfg.env_steps - max(1, learner_cfg.warmup_steps) + 1) * learner_cfg.utd
+
+
 def demo_statistics(episodes: list[DemoEpisode], composition: Any) -> dict[str, float]:
     """How far the base is from the demonstrations (RMSE per action entry) and the share of BC
     targets the composition cannot reach (clipped)."""
@@ -165,9 +170,7 @@ class Finetuner:
 
     # -- setup ---------------------------------------------------------------------------------
     def total_updates(self) -> int:
-        """Learner updates the budget allows: UTD per env step once the replay holds the warm-up."""
-        cfg = self.learner_cfg
-        return max(0, self.cfg.env_steps - max(1, cfg.warmup_steps) + 1) * cfg.utd
+        return total_updates(self.cfg, self.learner_cfg)
 
     def _check_actor_phase(self) -> None:
         only_critic, total = self.learner_cfg.critic_only_updates, self.total_updates()

@@ -164,3 +164,20 @@ def test_h_bad_input() -> None:
         LearnerConfig().with_(betta=0.1)
     assert {"csil_ensemble", "csil_residual", "sparse_residual", "csil_residual_no_critic_pretrain",
             "csil_residual_no_refine", "csil_residual_mlp_head", "csil_residual_base_prior"} <= set(METHODS)
+
+
+def test_acme_critic_style_layers_and_init() -> None:
+    from cohirl.csil.networks import CriticEnsemble
+
+    torch.manual_seed(0)
+    critic = CriticEnsemble(5, 2, n_heads=3, hidden=(16, 16), style="acme")
+    kinds = [type(m).__name__ for m in critic.net]
+    assert kinds == ["EnsembleLinear", "EnsembleLayerNorm", "Tanh", "EnsembleLinear", "ELU", "EnsembleLinear"]
+    first = critic.net[0].weight[0]  # [in 7, out 16]: orthonormal rows
+    torch.testing.assert_close(first @ first.T, torch.eye(7), atol=1e-5, rtol=0)
+    assert torch.count_nonzero(critic.net[0].bias) == 0
+    assert critic(torch.randn(4, 5), torch.rand(4, 2)).shape == (3, 4)
+    default = [type(m).__name__ for m in CriticEnsemble(5, 2, hidden=(16, 16)).net]
+    assert default == ["EnsembleLinear", "EnsembleLayerNorm", "ReLU"] * 2 + ["EnsembleLinear"]
+    with pytest.raises(CohirlError, match="critic style"):
+        CriticEnsemble(5, 2, style="deep")

@@ -18,14 +18,21 @@ from cohirl.errors import CohirlError
 from cohirl.policies.small import GaussianMLPPolicy, HetStatPolicy, ObsNormalizer, SmallPolicy
 
 
+CRITIC_STYLES = ("layernorm_relu", "acme")
+
+
 class EnsembleLinear(nn.Module):
     """n independent linear layers applied to [n, B, in] with one batched matmul."""
 
-    def __init__(self, n: int, n_in: int, n_out: int) -> None:
+    def __init__(self, n: int, n_in: int, n_out: int, orthogonal: bool = False) -> None:
         super().__init__()
         bound = 1.0 / math.sqrt(n_in)  # PyTorch's default nn.Linear initialisation, per head
         self.weight = nn.Parameter(torch.empty(n, n_in, n_out).uniform_(-bound, bound))
         self.bias = nn.Parameter(torch.empty(n, 1, n_out).uniform_(-bound, bound))
+        if orthogonal:  # acme's LayerNormMLP: orthogonal weights, zero biases
+            for head in self.weight.data:
+                nn.init.orthogonal_(head)
+            nn.init.zeros_(self.bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return torch.baddbmm(self.bias, x, self.weight)
@@ -44,7 +51,12 @@ class EnsembleLayerNorm(nn.Module):
 
 
 class CriticEnsemble(nn.Module):
-    """Q_i(s, a), i = 1..n: [Linear -> LayerNorm -> ReLU] × len(hidden) -> Linear (ResFiT/CSIL 'lnmlp')."""
+    """Q_i(s, a), i = 1..n, in one of two layer styles:
+
+    * ``"layernorm_relu"`` (default, ResFiT): [Linear -> LayerNorm -> ReLU] × len(hidden) -> Linear;
+    * ``"acme"`` (the official CSIL critic, acme's LayerNormMLP): Linear -> LayerNorm -> tanh, then
+      [Linear -> ELU] for the other hidden layers -> Linear, orthogonal weights, zero biases.
+    """
 
     def __init__(
         self,
@@ -53,16 +65,26 @@ class CriticEnsemble(nn.Module):
         n_heads: int = 2,
         hidden: Sequence[int] = (256, 256),
         normalizer: ObsNormalizer | None = None,
+        style: str = "layernorm_relu",
     ) -> None:
         super().__init__()
+        if style not in CRITIC_STYLES:
+            raise CohirlError(f"Unknown critic style {style!r}; use one of {CRITIC_STYLES}.")
         self.obs_dim, self.action_dim, self.n_heads = obs_dim, action_dim, n_heads
         self.obs_normalizer = normalizer or ObsNormalizer(obs_dim)
+        acme = style == "acme"
         layers: list[nn.Module] = []
         n_in = obs_dim + action_dim
-        for size in hidden:
-            layers += [EnsembleLinear(n_heads, n_in, size), EnsembleLayerNorm(n_heads, size), nn.ReLU()]
+        for i, size in enumerate(hidden):
+            layers.append(EnsembleLinear(n_heads, n_in, size, orthogonal=acme))
+            if not acme:
+                layers += [EnsembleLayerNorm(n_heads, size), nn.ReLU()]
+            elif i == 0:
+                layers += [EnsembleLayerNorm(n_heads, size), nn.Tanh()]
+            else:
+                layers.append(nn.ELU())
             n_in = size
-        layers.append(EnsembleLinear(n_heads, n_in, 1))
+        layers.append(EnsembleLinear(n_heads, n_in, 1, orthogonal=acme))
         self.net = nn.Sequential(*layers)
 
     def forward(self, obs: torch.Tensor, action: torch.Tensor) -> torch.Tensor:
@@ -105,4 +127,4 @@ def make_policy(cfg: LearnerConfig, obs_dim: int, action_dim: int, normalizer: O
 
 
 def make_critic(cfg: LearnerConfig, obs_dim: int, action_dim: int, normalizer: ObsNormalizer | None = None) -> CriticEnsemble:
-    return CriticEnsemble(obs_dim, action_dim, cfg.n_critics, cfg.critic_hidden, normalizer)
+    return CriticEnsemble(obs_dim, action_dim, cfg.n_critics, cfg.critic_hidden, normalizer, cfg.critic_style)

@@ -29,6 +29,7 @@ KL_ESTIMATORS = ("exact", "sample")
 POLICY_HEADS = ("hetstat", "mlp")
 Q_REDUCTIONS = ("min", "mean")
 PERIODIC_ACTIVATIONS = ("triangle", "sin")
+CRITIC_STYLES = ("layernorm_relu", "acme")
 
 
 @dataclass(frozen=True)
@@ -110,7 +111,7 @@ class LearnerConfig:
             "reward_source": REWARD_SOURCES, "prior": PRIORS, "reward_variant": REWARD_VARIANTS,
             "actor_reg": ACTOR_REGS, "kl_estimator": KL_ESTIMATORS, "policy_head": POLICY_HEADS,
             "actor_q_reduction": Q_REDUCTIONS, "hetstat_activation": PERIODIC_ACTIVATIONS,
-            "critic_style": ("layernorm_relu", "acme"),
+            "critic_style": CRITIC_STYLES,
         }
         for name, allowed in choices.items():
             if getattr(self, name) not in allowed:

@@ -13,12 +13,10 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from cohirl.csil.config import LearnerConfig
+from cohirl.csil.config import CRITIC_STYLES, LearnerConfig
 from cohirl.errors import CohirlError
 from cohirl.policies.small import GaussianMLPPolicy, HetStatPolicy, ObsNormalizer, SmallPolicy
 
-
-CRITIC_STYLES = ("layernorm_relu", "acme")
 
 
 class EnsembleLinear(nn.Module):

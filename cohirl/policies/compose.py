@@ -72,8 +72,8 @@ def compose_ensemble(
     p_θ = 1/σ² from the small policy's pre-tanh std ``policy_std`` and p_b = ``base_precision``
     (our choice: 16, i.e. a base std of 0.25).
     """
-    if weighting == "centred":
-        return _clip(a_b + 0.5 * spread * a_hat, -1.0, 1.0)
+    if weighting == "centred":  # a residual of scale ½·spread in the ensemble's coordinates
+        return compose_residual(a_b, a_hat, 0.5 * spread)
     if weighting == "mean":
         return 0.5 * (a_b + a_hat)
     if weighting != "precision":

@@ -41,11 +41,13 @@ def step0_row(task: str, method: str, base_rows: pd.DataFrame, workers: int = 2,
     """One method's step-0 success on the base's evaluation states, with paired counts."""
     from cohirl.envs import make_task
     from cohirl.stages import EvalConfig, base_factory, pretrained_learner, stage_config
+    from cohirl.training.loop import FinetuneConfig
 
     ev = stage_config(EvalConfig, "eval", task)
+    cfg = stage_config(FinetuneConfig, "finetune", task)
     learner, _, _ = pretrained_learner(task, method, seed, progress, learner_overrides)
     factory = base_factory(task)
-    inputs = PolicyInputs(True, True, factory.replan_every)
+    inputs = PolicyInputs(cfg.see_base_action, cfg.see_chunk_phase, factory.replan_every)
     with tempfile.TemporaryDirectory() as tmp:
         snap = save_actor_snapshot(learner, Path(tmp) / "step0.pt", inputs)
         rows = evaluate(snapshot_factory(factory, snap), task, len(base_rows), ev.seed, workers=workers,

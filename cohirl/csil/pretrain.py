@@ -5,7 +5,6 @@ from __future__ import annotations
 import copy
 import numpy as np
 import torch
-from tqdm.auto import trange
 
 from cohirl.csil import losses
 from cohirl.csil.config import LearnerConfig
@@ -14,6 +13,7 @@ from cohirl.csil.networks import make_policy
 from cohirl.errors import CohirlError
 from cohirl.policies.compose import Composition
 from cohirl.policies.small import ObsNormalizer, SmallPolicy
+from cohirl.progress import progress_bar
 from cohirl.training.replay import DEMO_EXTRAS, ReplayBuffer
 
 _SARSA_KEYS = ("obs", "policy_action", "base_action", "action", "reward", "discount", "terminated",
@@ -53,7 +53,8 @@ def bc_pretrain(
     optimizer = torch.optim.Adam(policy.parameters(), lr=cfg.bc_lr)
     n_steps = cfg.bc_steps if steps is None else steps
     history: list[dict[str, float]] = []
-    for step in trange(n_steps, desc="BC pretraining", disable=not progress):
+    bar = progress_bar(total=n_steps, desc="BC pretraining", disable=not progress)
+    for step in range(n_steps):
         index = torch.randint(0, len(x), (cfg.bc_batch_size,), generator=generator)
         loss, metrics = losses.faithful_bc_loss(policy(x[index], faithful=True), y[index])
         if not torch.isfinite(loss):
@@ -62,6 +63,8 @@ def bc_pretrain(
         loss.backward()
         optimizer.step()
         history = [*history[-99:], {"bc_loss": float(loss.detach()), **metrics}]
+        bar.update(1)
+    bar.close()
     return {k: float(np.mean([h[k] for h in history])) for k in history[0]} if history else {}
 
 
@@ -85,11 +88,14 @@ def pretrain_critic(
     optimizer = torch.optim.Adam(learner.critic.parameters(), lr=cfg.critic_pretrain_lr)
     n_steps = cfg.critic_pretrain_steps if steps is None else steps
     history: list[dict[str, float]] = []
-    for _ in trange(n_steps, desc="critic pretraining", disable=not progress):
+    bar = progress_bar(total=n_steps, desc="critic pretraining", disable=not progress)
+    for _ in range(n_steps):
         b = to_tensors(demos.sample(cfg.critic_pretrain_batch_size, rng), cfg.gamma, _SARSA_KEYS)
         target = sarsa_target(learner, b)
         metrics = learner.critic_step(b, target, len(target), optimizer, name="critic_pretrain")
         history = [*history[-99:], metrics]
+        bar.update(1)
+    bar.close()
     learner.critic_target.load_state_dict(learner.critic.state_dict())
     return {k: float(np.mean([h[k] for h in history])) for k in history[0]} if history else {}
 

@@ -13,11 +13,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-from tqdm.auto import tqdm
 
 from cohirl.demos.dataset import Episode
 from cohirl.envs import ENV_STATE_KEY, STATE_KEY, Task, TaskSpec, make_expert, make_task
 from cohirl.errors import CohirlError
+from cohirl.progress import progress_bar
 
 DEMO_SEED_OFFSET = 1_000_000_000  # demo initial states never coincide with evaluation seeds
 
@@ -107,7 +107,7 @@ def collect_demos(task_name: str, n_demos: int, seed: int = 0, noise: NoiseConfi
     max_attempts = max_attempts or 3 * n_demos + 10
     task = make_task(task_name)
     report, kept = CollectionReport(task_name, noise), []
-    bar = tqdm(total=n_demos, desc=f"demos {task_name}", disable=not progress)
+    bar = progress_bar(total=n_demos, desc="successful demos", disable=not progress)
     try:
         while len(kept) < n_demos and report.attempts < max_attempts:
             init_seed = demo_seed(seed, report.attempts)

@@ -202,13 +202,13 @@ def evaluate(
     ``horizon`` caps episodes below the task's own horizon; ``cameras`` adds image observations.
     Returns one row per episode with the columns ``COLUMNS``, sorted by episode.
     """
-    from tqdm.auto import tqdm
+    from cohirl.progress import progress_bar
 
     spec = get_spec(task)
     if workers < 1:
         raise CohirlError(f"workers must be >= 1, got {workers}.")
     jobs = list(enumerate(eval_init_seeds(seed, n_episodes)))
-    bar = tqdm(total=n_episodes, desc=f"eval {method or 'policy'} on {spec.name}", disable=not progress)
+    bar = progress_bar(total=n_episodes, desc=f"eval {method or 'policy'} episodes", disable=not progress)
     try:
         if workers == 1 or n_episodes <= 1:
             rows = _run_in_process(policy_factory, spec.name, cameras, jobs, deterministic, horizon, bar)

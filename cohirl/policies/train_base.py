@@ -28,6 +28,7 @@ from cohirl.envs.base import ENV_STATE_KEY, STATE_KEY
 from cohirl.errors import CohirlError
 from cohirl.policies.config import BaseTrainConfig
 from cohirl.policies.lerobot_base import ACTION, save_base_dir
+from cohirl.progress import progress_bar
 
 if TYPE_CHECKING:
     from cohirl.demos.dataset import DemoArrays
@@ -218,8 +219,6 @@ def _check_demos(demos: DemoArrays, cfg: BaseTrainConfig) -> None:
 def _optimise(policy: Any, samples: WindowedSamples, cfg: BaseTrainConfig, seed: int, log_dir: Path,
               progress: bool) -> dict[str, Any]:
     """The gradient loop: AdamW + warm-up/cosine LR + EMA; logs the loss curve into ``log_dir``."""
-    from tqdm.auto import tqdm
-
     params = [p for p in policy.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=cfg.lr, betas=cfg.betas, weight_decay=cfg.weight_decay)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: lr_multiplier(s, cfg))
@@ -229,8 +228,8 @@ def _optimise(policy: Any, samples: WindowedSamples, cfg: BaseTrainConfig, seed:
     policy.train()
     losses: list[float] = []
     start = time.perf_counter()
-    bar = tqdm(range(cfg.steps), desc="base", disable=not progress, mininterval=2.0)
-    for step in bar:
+    bar = progress_bar(total=cfg.steps, desc="base training steps", disable=not progress, mininterval=2.0)
+    for step in range(cfg.steps):
         loss = _train_step(policy, samples.batch(next(rows)), optimizer, params, cfg.grad_clip_norm)
         scheduler.step()
         if ema is not None:
@@ -239,7 +238,9 @@ def _optimise(policy: Any, samples: WindowedSamples, cfg: BaseTrainConfig, seed:
         if (step + 1) % cfg.log_every == 0 or step + 1 == cfg.steps:
             window = float(np.mean(losses[-cfg.log_every:]))
             logger.log(step + 1, window, scheduler.get_last_lr()[0])
-            bar.set_postfix(loss=f"{window:.4f}")
+            bar.set_postfix(loss=f"{window:.4f}", refresh=False)
+        bar.update(1)
+    bar.close()
     seconds = time.perf_counter() - start
     logger.close()
     policy.eval()

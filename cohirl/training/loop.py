@@ -21,7 +21,6 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from tqdm.auto import tqdm
 
 from cohirl.csil.config import apply_preset
 from cohirl.csil.learner import Learner
@@ -31,6 +30,7 @@ from cohirl.demos.dataset import DemoArrays
 from cohirl.envs import ENV_STATE_KEY, STATE_KEY, make_task
 from cohirl.errors import CohirlError
 from cohirl.io import write_csv, write_json
+from cohirl.progress import progress_bar
 from cohirl.eval.rollout import evaluate
 from cohirl.eval.stats import wilson_interval
 from cohirl.policies.base import ChunkStepper, base_actions_for_episode
@@ -167,6 +167,9 @@ class Finetuner:
         self.episode_cap = min(cap, self.task.spec.horizon)
         self.state = RunState()
         self.learner: Learner | None = None
+        # Seconds and work of this call, by phase (run.json; read by benchmarks/project_wall_time.py).
+        self.timing: dict[str, float] = {"pretrain_s": 0.0, "eval_s": 0.0, "eval_env_steps": 0, "train_s": 0.0,
+                                         "train_env_steps": 0}
 
     # -- setup ---------------------------------------------------------------------------------
     def total_updates(self) -> int:
@@ -199,9 +202,13 @@ class Finetuner:
             ckpt = load_checkpoint(self.checkpoint_path)
             if ckpt.get("fingerprint") == self.fingerprint():
                 self._restore(ckpt)
+                print(f"resuming {self.task_name}/{self.method}/seed {self.seed} from its checkpoint at env step "
+                      f"{self.state.env_steps}", flush=True)
                 return
             self.checkpoint_path.rename(self.checkpoint_path.with_suffix(".stale"))
+        start = time.perf_counter()
         self.learner, metrics = build_learner(self.learner_cfg, self.composition, self.demos, self.seed, self.progress)
+        self.timing["pretrain_s"] += time.perf_counter() - start
         self.state.pretrain_metrics = {**self.demo_stats, **metrics}
         self.evaluate_now()
         self.save()
@@ -223,11 +230,13 @@ class Finetuner:
     def evaluate_now(self) -> dict[str, Any]:
         assert self.learner is not None
         path = save_actor_snapshot(self.learner, self.out_dir / "checkpoints" / "actor_eval.pt", self.inputs)
-        ev = self.eval_cfg
+        ev, start = self.eval_cfg, time.perf_counter()
         rows = evaluate(snapshot_factory(self.base_factory, path), self.task_name, self.cfg.eval_episodes,
                         ev.seed, workers=ev.workers, method=self.method, run_seed=self.seed,
                         progress=False, horizon=self.episode_cap)
         rows["env_steps"] = self.state.env_steps
+        self.timing["eval_s"] += time.perf_counter() - start
+        self.timing["eval_env_steps"] += int(rows.length.sum())
         k, n = int(rows.success.sum()), len(rows)
         low, high = wilson_interval(k, n)
         row = {"task": self.task_name, "method": self.method, "seed": self.seed,
@@ -301,9 +310,10 @@ class Finetuner:
         """Train to the budget (or until ``stop_after_steps``, to simulate a kill in tests)."""
         start = time.perf_counter()
         self.setup()
+        first_step, loop_start, eval_before = self.state.env_steps, time.perf_counter(), self.timing["eval_s"]
         next_ckpt = (self.state.env_steps // self.cfg.checkpoint_every + 1) * self.cfg.checkpoint_every
-        bar = tqdm(total=self.cfg.env_steps, initial=self.state.env_steps, disable=not self.progress,
-                   desc=f"{self.task_name}/{self.method}/s{self.seed}", mininterval=2.0)
+        bar = progress_bar(total=self.cfg.env_steps, initial=self.state.env_steps, disable=not self.progress,
+                           desc="finetune env steps", mininterval=2.0)
         while self.state.env_steps < self.cfg.env_steps:
             self.run_episode(bar)
             if self.state.env_steps >= next_ckpt or self.state.env_steps >= self.cfg.env_steps:
@@ -312,6 +322,8 @@ class Finetuner:
             if stop_after_steps is not None and self.state.env_steps >= stop_after_steps:
                 break
         bar.close()
+        self.timing["train_s"] = time.perf_counter() - loop_start - (self.timing["eval_s"] - eval_before)
+        self.timing["train_env_steps"] = self.state.env_steps - first_step
         self.write_results(time.perf_counter() - start)
         return pd.DataFrame(self.state.evals)
 
@@ -319,7 +331,7 @@ class Finetuner:
         write_csv(pd.DataFrame(self.state.evals), self.out_dir / "evals.csv")
         write_csv(pd.DataFrame(self.state.eval_episodes), self.out_dir / "episodes.csv")
         write_csv(pd.DataFrame(self.state.train_log), self.out_dir / "train_log.csv")
-        write_json({"fingerprint": self.fingerprint(), "wall_s_last_call": wall_s,
+        write_json({"fingerprint": self.fingerprint(), "wall_s_last_call": wall_s, "timing_last_call": self.timing,
                     "pretrain": self.state.pretrain_metrics, "learner": self.learner_cfg.to_dict(),
                     "composition": asdict(self.composition), "finetune": asdict(self.cfg)},
                    self.out_dir / "run.json")

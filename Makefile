@@ -1,6 +1,7 @@
 # cohirl — the two commands a newcomer needs:
 #   make reproduce   set up .venv from the lock, then run the pipeline on PROFILE (`cohirl repro`:
-#                    `dvc repro` with independent stages side by side, JOBS at a time)
+#                    DVC's out-of-date stages as Ray tasks on a local instance of JOBS CPUs, or on
+#                    the cluster at $RAY_ADDRESS; dvc.lock recorded as `dvc repro` records it)
 #   make test        set up .venv from the lock, then run the test suite
 SHELL := /bin/bash
 PYTHON ?= python3.11

@@ -76,7 +76,7 @@ def cmd_finetune(args: argparse.Namespace) -> None:
 def cmd_repro(args: argparse.Namespace) -> None:
     from cohirl.repro import repro
 
-    repro(args.targets, jobs=args.jobs, force=args.force)
+    repro(args.targets, jobs=args.jobs, force=args.force, backend=args.backend, cpus_per_stage=args.cpus_per_stage)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -122,10 +122,14 @@ def _parser() -> argparse.ArgumentParser:
     ft.add_argument("--seed", type=int, default=0)
     ft.set_defaults(fn=cmd_finetune)
 
-    rp = sub.add_parser("repro", help="`dvc repro` with independent stages in parallel (same results)")
+    rp = sub.add_parser("repro", help="the DVC pipeline on Ray (local, or the cluster at $RAY_ADDRESS)")
     rp.add_argument("targets", nargs="*", help="stages to reproduce with their upstream (default: all)")
-    rp.add_argument("-j", "--jobs", type=int, default=None, help="stages at a time (default: CPU cores)")
+    rp.add_argument("-j", "--jobs", type=int, default=None,
+                    help="CPUs of the local Ray instance (default: CPU cores); on a cluster: stages in flight")
     rp.add_argument("-f", "--force", action="store_true", help="rerun stages even if up to date")
+    rp.add_argument("--backend", choices=["ray", "dvc"], default="ray",
+                    help="ray (default): stages as Ray tasks; dvc: plain sequential `dvc repro`")
+    rp.add_argument("--cpus-per-stage", type=float, default=1.0, help="Ray CPUs each stage task asks for")
     rp.set_defaults(fn=cmd_repro)
 
     pr = sub.add_parser("profile", help="switch params.yaml to a profile (smoke|quick|paper)")

@@ -1,30 +1,45 @@
-"""``cohirl repro --jobs N``: ``dvc repro`` with independent stages run side by side.
+"""``cohirl repro``: the DVC pipeline executed by Ray (local by default, a cluster by ``RAY_ADDRESS``).
 
-DVC runs a pipeline's stages one after another, and documents running independent ones in parallel
-by launching ``dvc repro`` several times. This module does that from the DAG: a stage is launched
-(as ``dvc --wait-for-lock repro --single-item <stage>``) once every stage it depends on has finished,
-at most ``jobs`` at a time, stages with more downstream work first. DVC itself still decides whether
-a stage is out of date, hashes, and writes ``dvc.lock`` (under its repository lock), so the result is
-the one a plain ``dvc repro`` gives; a final ``dvc repro`` checks that nothing is left to run.
+DVC stays the record and the judge: it says which stages are out of date (``dvc status``), what each
+runs (the stage's command from ``dvc.yaml``), and it writes ``dvc.lock`` (``dvc commit`` of the
+stage once its outputs are in place), so the result is the one a plain ``dvc repro`` gives, and a
+second ``dvc repro`` reruns nothing. Ray executes the out-of-date stages as tasks (one CPU each by
+default), each submitted once every stage it depends on has finished, more downstream work first.
 
-Each process uses one torch thread (``cohirl._runtime.configure_torch``), so results do not depend
-on how many stages share the machine.
+A task receives the project's code and the stage's data dependencies as tar bytes and returns the
+stage's outputs the same way (:mod:`cohirl.ray_stage`): workers need the venv, not the data or a
+shared disk. Ray retries a task whose worker process died; the retry resumes from the killed
+attempt's checkpoints. A stage's outputs are written (temporary path, then rename) and recorded
+only after it succeeded, so a failed or interrupted stage never looks complete.
+
+``--backend dvc`` runs plain sequential ``dvc repro`` instead: the reference the Ray path matches.
 """
 
 from __future__ import annotations
 
 import contextlib
+import csv
+import hashlib
 import os
+import shutil
+import socket
 import subprocess
 import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Sequence
 
+from cohirl import ray_stage
 from cohirl.errors import CohirlError
+from cohirl.ray_loopback import is_loopback, keep_loopback
+from cohirl.ray_stage import StageFailed, StageJob, StageResult, pack, unpack
 
 LOG_DIR = Path("logs/repro")
+# What every task gets (the stage's command reads its params and runs the shipped package).
+CODE_PATHS = ("cohirl", "notebooks", "params.yaml", "dvc.yaml", "pyproject.toml")
+BACKENDS = ("ray", "dvc")
+MAX_RETRIES = 2  # Ray's retries of a task whose worker process died (not of a failing command)
 
 
 @dataclass
@@ -34,12 +49,11 @@ class StageGraph:
     upstream: dict[str, set[str]]
 
     def downstream_counts(self) -> dict[str, int]:
-        """How many stages (transitively) wait on each stage: the scheduling priority."""
+        """How many stages (transitively) wait on each stage: the submission priority."""
         children: dict[str, set[str]] = {name: set() for name in self.upstream}
         for name, ups in self.upstream.items():
             for up in ups:
                 children[up].add(name)
-        counts: dict[str, int] = {}
 
         def reach(name: str) -> set[str]:
             out: set[str] = set()
@@ -47,9 +61,7 @@ class StageGraph:
                 out |= {child} | reach(child)
             return out
 
-        for name in self.upstream:
-            counts[name] = len(reach(name))
-        return counts
+        return {name: len(reach(name)) for name in self.upstream}
 
     def restricted_to(self, targets: Sequence[str]) -> "StageGraph":
         """The targets and everything they (transitively) depend on."""
@@ -66,101 +78,410 @@ class StageGraph:
         return StageGraph({n: set(u) for n, u in self.upstream.items() if n in keep})
 
 
-def read_stage_graph(root: Path = Path(".")) -> StageGraph:
-    """The DAG of ``dvc.yaml`` (matrix stages expanded), from DVC's own index."""
-    from dvc.exceptions import DvcException
-    from dvc.repo import Repo
+@dataclass
+class StageInfo:
+    """One stage as DVC resolved it: command, file dependencies, outputs (``persist`` ones apart)."""
 
-    try:  # stage addresses are relative to the working directory: read them from the root
-        with contextlib.chdir(root), Repo(".") as repo:
-            graph = repo.index.graph
-            upstream = {stage.addressing: {dep.addressing for dep in graph.successors(stage) if dep.cmd}
-                        for stage in graph.nodes if getattr(stage, "cmd", None)}
-    except DvcException as exc:
-        raise CohirlError(f"could not read the DVC pipeline at {root}: {exc}") from exc
-    return StageGraph(upstream)
+    name: str
+    cmd: str
+    deps: list[str]
+    outs: list[str]
+    persist: list[str]
 
 
 @dataclass
-class _Running:
+class Pipeline:
+    graph: StageGraph
+    stages: dict[str, StageInfo]
+
+    def persistent_outputs(self) -> tuple[str, ...]:
+        return tuple(p for info in self.stages.values() for p in info.persist)
+
+
+def _dvc_repo(root: Path) -> Any:
+    from dvc.repo import Repo
+
+    return Repo(str(root))
+
+
+def read_pipeline(root: Path = Path(".")) -> Pipeline:
+    """The DAG of ``dvc.yaml`` (matrix stages expanded), from DVC's own index."""
+    from dvc.exceptions import DvcException
+
+    try:  # stage addresses are relative to the working directory: read them from the root
+        with contextlib.chdir(root), _dvc_repo(Path(".")) as repo:
+            graph = repo.index.graph
+            stages = [s for s in graph.nodes if getattr(s, "cmd", None)]
+            upstream = {s.addressing: {d.addressing for d in graph.successors(s) if d.cmd} for s in stages}
+            infos = {s.addressing: StageInfo(s.addressing, s.cmd if isinstance(s.cmd, str) else " && ".join(s.cmd),
+                                             [str(d.def_path) for d in s.deps],
+                                             [str(o.def_path) for o in s.outs],
+                                             [str(o.def_path) for o in s.outs if o.persist]) for s in stages}
+    except DvcException as exc:
+        raise CohirlError(f"could not read the DVC pipeline at {root}: {exc}") from exc
+    return Pipeline(StageGraph(upstream), infos)
+
+
+def read_stage_graph(root: Path = Path(".")) -> StageGraph:
+    return read_pipeline(root).graph
+
+
+def out_of_date(root: Path, names: Sequence[str]) -> set[str]:
+    """The stages among ``names`` that ``dvc status`` reports as changed."""
+    with contextlib.chdir(root), _dvc_repo(Path(".")) as repo:
+        return set(repo.status(targets=list(names))) & set(names)
+
+
+def commit_stage(root: Path, name: str) -> None:
+    """Record a finished stage in ``dvc.lock`` (and its cached outputs in the DVC cache)."""
+    with contextlib.chdir(root), _dvc_repo(Path(".")) as repo:
+        repo.commit(name, force=True)
+
+
+# -- connecting to Ray ----------------------------------------------------------------------------
+def check_reachable(address: str, timeout_s: float = 5.0) -> None:
+    """``host:port`` (or ``ray://host:port``) must accept a TCP connection, else one clear error."""
+    if address == "auto":
+        return
+    hostport = address.split("://", 1)[-1]
+    host, sep, port = hostport.rpartition(":")
+    if not sep or not port.isdigit():
+        raise CohirlError(f"RAY_ADDRESS={address!r} is not of the form host:port (e.g. 127.0.0.1:6379).")
+    try:
+        socket.create_connection((host, int(port)), timeout=timeout_s).close()
+    except OSError as exc:
+        raise CohirlError(f"RAY_ADDRESS={address} is unreachable ({exc}): start the head there with "
+                          "`ray start --head --port <port>`, or unset RAY_ADDRESS to run on a local Ray "
+                          "instance.") from exc
+
+
+def connect(jobs: int) -> bool:
+    """Join the cluster at ``$RAY_ADDRESS`` or start a local instance with ``jobs`` CPUs.
+
+    Returns whether a local instance was started (and must be shut down afterwards)."""
+    import ray
+
+    address = os.environ.get("RAY_ADDRESS", "").strip()
+    ray.cloudpickle.register_pickle_by_value(ray_stage)
+    if address:
+        check_reachable(address)
+        if is_loopback(address.split("://", 1)[-1].rpartition(":")[0]):
+            keep_loopback()
+        try:
+            ray.init(address=address, log_to_driver=False, logging_level="ERROR")
+        except (ConnectionError, RuntimeError) as exc:
+            raise CohirlError(f"could not join the Ray cluster at RAY_ADDRESS={address}: {exc}") from exc
+        return False
+    ray.init(address="local", num_cpus=jobs, include_dashboard=False, log_to_driver=False, logging_level="ERROR")
+    return True
+
+
+def check_nodes(probes: list[dict[str, Any]], local: dict[str, Any]) -> None:
+    """Every node must run the driver's Python with the driver's packages (the same lock)."""
+    for probe in probes:
+        where = f"node {probe['node_ip']} (id {probe['node_id'][:12]}, python {probe['executable']})"
+        if probe["python"] != local["python"]:
+            raise CohirlError(f"{where} runs Python {probe['python']}, the driver {local['python']}: start "
+                              "every node with `.venv/bin/ray start ...` from a venv built by `make setup`.")
+        missing = sorted(set(local["packages"]) - set(probe["packages"]))
+        if missing:
+            raise CohirlError(f"{where} lacks the driver's packages ({len(missing)} differ, e.g. {missing[:4]}): "
+                              "build the venv there with `make setup` from the same commit and start the "
+                              "node with `.venv/bin/ray start --address ...`.")
+
+
+def preflight(timeout_s: float = 120.0) -> list[dict[str, Any]]:
+    """Probe each alive node (a zero-CPU task pinned to it) and check its environment."""
+    import ray
+    from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+    probe = ray.remote(num_cpus=0, max_retries=0)(ray_stage.probe_node)
+    nodes = [n for n in ray.nodes() if n.get("Alive")]
+    refs = {probe.options(scheduling_strategy=NodeAffinitySchedulingStrategy(n["NodeID"], soft=False)).remote():
+            n for n in nodes}
+    ready, late = ray.wait(list(refs), num_returns=len(refs), timeout=timeout_s)
+    if late:
+        ips = [refs[r]["NodeManagerAddress"] for r in late]
+        raise CohirlError(f"Ray node(s) {ips} did not answer a probe within {timeout_s:.0f} s: is their venv "
+                          "complete (`make setup`) and `ray start` running from it?")
+    try:
+        probes = ray.get(ready)
+    except Exception as exc:  # the probe itself failed on a node: its Python lacks what ray_stage needs
+        raise CohirlError(f"a Ray node could not run the environment probe: {exc}") from exc
+    check_nodes(probes, ray_stage.probe_node())
+    return probes
+
+
+# -- progress on the driver ------------------------------------------------------------------
+class ProgressBoard:
+    """A Ray actor the tasks report to: where each stage runs and how far it is."""
+
+    def __init__(self) -> None:
+        self.stages: dict[str, dict[str, Any]] = {}
+
+    def started(self, name: str, node_ip: str, pid: int, attempt: int) -> None:
+        self.stages[name] = {"node_ip": node_ip, "pid": pid, "attempt": attempt, "since": time.time(),
+                             "state": None, "first": {}}
+
+    def update(self, name: str, state: dict[str, Any]) -> None:
+        entry = self.stages.setdefault(name, {"first": {}})
+        entry["state"] = state
+        entry["first"].setdefault(state.get("phase"), state)
+
+    def snapshot(self) -> dict[str, dict[str, Any]]:
+        return self.stages
+
+
+def progress_line(name: str, entry: dict[str, Any], now: float) -> str:
+    """``stage [node] phase done/total · elapsed · ETA`` (ETA from the phase's own rate so far)."""
+    head = f"  {name} [{entry.get('node_ip', '?')}{', retry ' + str(entry['attempt'] - 1) if entry.get('attempt', 1) > 1 else ''}]"
+    elapsed = f"{(now - entry.get('since', now)) / 60:.1f} min"
+    state = entry.get("state")
+    if not state or not state.get("total"):
+        return f"{head} starting · {elapsed}"
+    done, total = state["done"], state["total"]
+    first = entry["first"].get(state["phase"], state)
+    rate = (done - first["done"]) / max(1e-9, state["time"] - first["time"])
+    eta = f"ETA {(total - done) / rate / 60:.1f} min" if rate > 0 and done < total else "ETA ?"
+    return f"{head} {state['phase']} {done}/{total} · {elapsed} · {eta}"
+
+
+class ProgressPrinter:
+    """Redraws the running stages' lines on a terminal; prints them every ``every_s`` otherwise."""
+
+    def __init__(self, every_s: float = 30.0) -> None:
+        self.tty, self.every_s, self.drawn, self.last = sys.stdout.isatty(), every_s, 0, 0.0
+
+    def show(self, lines: list[str]) -> None:
+        now = time.monotonic()
+        if self.tty:
+            sys.stdout.write("\x1b[1A\x1b[2K" * self.drawn + "".join(f"{line}\n" for line in lines))
+            sys.stdout.flush()
+            self.drawn = len(lines)
+        elif lines and now - self.last >= self.every_s:
+            print("\n".join(lines), flush=True)
+            self.last = now
+
+    def clear(self) -> None:
+        if self.tty and self.drawn:
+            sys.stdout.write("\x1b[1A\x1b[2K" * self.drawn)
+            self.drawn = 0
+
+
+# -- the executor ---------------------------------------------------------------------------------
+@dataclass
+class Outcome:
     name: str
-    proc: subprocess.Popen
-    log: Path
-    started: float = field(default_factory=time.monotonic)
+    status: str  # ran | up to date | failed
+    node_ip: str = ""
+    node_id: str = ""
+    attempt: int = 0
+    seconds: float = 0.0
 
 
-class ParallelRepro:
-    """Launches ready stages, at most ``jobs`` at once; stops launching after the first failure."""
+@dataclass
+class RayRepro:
+    """Submits out-of-date stages as Ray tasks in dependency order; writes and commits their outputs."""
 
-    def __init__(self, graph: StageGraph, jobs: int, force: bool = False, log_dir: Path = LOG_DIR,
-                 dvc: str = "dvc", poll_s: float = 0.5, cwd: Path = Path(".")) -> None:
-        if jobs < 1:
-            raise CohirlError(f"--jobs must be >= 1 (got {jobs}).")
-        self.graph, self.jobs, self.force, self.dvc, self.poll_s, self.cwd = graph, jobs, force, dvc, poll_s, cwd
-        self.log_dir = log_dir
-        self.priority = graph.downstream_counts()
-        self.done: set[str] = set()
-        self.failed: list[str] = []
-        self.running: list[_Running] = []
+    pipeline: Pipeline
+    root: Path
+    force: bool = False
+    max_in_flight: int | None = None
+    cpus_per_stage: float = 1.0
+    log_dir: Path = LOG_DIR
+    outcomes: dict[str, Outcome] = field(default_factory=dict)
 
     def run(self) -> bool:
-        """Run every stage of the graph; True when all succeeded."""
-        pending = set(self.graph.upstream)
-        self.log_dir.mkdir(parents=True, exist_ok=True)
-        start = time.monotonic()
-        while pending or self.running:
-            while not self.failed and len(self.running) < self.jobs and (ready := self._ready(pending)):
-                pending.discard(ready)
-                self._launch(ready)
-            if self.failed and not self.running:
+        import ray
+
+        self.board = ray.remote(num_cpus=0)(ProgressBoard).remote()
+        self.task = ray.remote(num_cpus=self.cpus_per_stage, max_retries=MAX_RETRIES,
+                               retry_exceptions=False)(ray_stage.execute_stage)
+        self.code = ray.put(pack(self.root, CODE_PATHS))
+        self.code_digest = hashlib.sha256(ray.get(self.code)).hexdigest()
+        (self.root / self.log_dir).mkdir(parents=True, exist_ok=True)
+        graph, priority = self.pipeline.graph, self.pipeline.graph.downstream_counts()
+        pending, running, printer, start = set(graph.upstream), {}, ProgressPrinter(), time.monotonic()
+        while pending or running:
+            if not self.failed:
+                self._submit_ready(pending, running, priority)
+            if not running:
                 break
-            time.sleep(self.poll_s)
-            self._reap(start)
-        return not self.failed
+            finished, _ = ray.wait(list(running), num_returns=1, timeout=2.0)
+            for ref in finished:
+                printer.clear()
+                self._finish(running.pop(ref), ref, start)
+            printer.show(self._lines(running))
+        printer.clear()
+        self._write_summary()
+        return not self.failed and not pending
 
-    def _ready(self, pending: set[str]) -> str | None:
-        ready = [n for n in pending if self.graph.upstream[n] <= self.done]
-        return min(ready, key=lambda n: (-self.priority[n], n)) if ready else None
+    @property
+    def failed(self) -> list[str]:
+        return [o.name for o in self.outcomes.values() if o.status == "failed"]
 
-    def _launch(self, name: str) -> None:
-        cmd = [self.dvc, "--wait-for-lock", "repro", "--single-item", *(["--force"] if self.force else []), name]
-        log = self.log_dir / f"{name.replace('/', '_')}.log"
-        with log.open("w") as handle:
-            proc = subprocess.Popen(cmd, stdout=handle, stderr=subprocess.STDOUT, cwd=self.cwd)
-        self.running.append(_Running(name, proc, log))
-        print(f"[start] {name}", flush=True)
+    def _submit_ready(self, pending: set[str], running: dict[Any, str], priority: dict[str, int]) -> None:
+        """Submit every stage whose upstream is done; an up-to-date stage may unlock more at once."""
+        checked: set[str] = set()
+        while True:
+            done = {n for n, o in self.outcomes.items() if o.status != "failed"}
+            ready = [n for n in pending if self.pipeline.graph.upstream[n] <= done and n not in checked]
+            if not ready:
+                return
+            stale = set(ready) if self.force else out_of_date(self.root, ready)
+            for name in sorted(ready, key=lambda n: (-priority[n], n)):
+                checked.add(name)
+                if self.max_in_flight and len(running) >= self.max_in_flight and name in stale:
+                    continue
+                pending.discard(name)
+                if name not in stale:
+                    self.outcomes[name] = Outcome(name, "up to date")
+                    print(f"[{name}] up to date", flush=True)
+                    continue
+                running[self._submit(name)] = name
+                print(f"[{name}] submitted", flush=True)
 
-    def _reap(self, start: float) -> None:
-        for job in [j for j in self.running if j.proc.poll() is not None]:
-            self.running.remove(job)
-            took, total = time.monotonic() - job.started, time.monotonic() - start
-            if job.proc.returncode == 0:
-                self.done.add(job.name)
-                skipped = "didn't change" in job.log.read_text(errors="replace")
-                state = "up to date" if skipped else f"done in {took / 60:.1f} min"
-                print(f"[{total / 60:5.1f} min] {job.name}: {state} ({len(self.done)}/{len(self.graph.upstream)})",
-                      flush=True)
-            else:
-                self.failed.append(job.name)
-                tail = "\n".join(job.log.read_text(errors="replace").splitlines()[-25:])
-                print(f"[{total / 60:5.1f} min] {job.name}: FAILED (exit {job.proc.returncode}); log {job.log}:\n"
-                      f"{tail}", file=sys.stderr, flush=True)
+    def _submit(self, name: str) -> Any:
+        import ray
+
+        info = self.pipeline.stages[name]
+        others = tuple(p for p in self.pipeline.persistent_outputs() if p not in info.persist)
+        data_deps = [d for d in info.deps if not _under(d, CODE_PATHS)]
+        data = pack(self.root, data_deps, skip=others)
+        key = hashlib.sha256("\0".join([name, info.cmd, self.code_digest,
+                                        hashlib.sha256(data).hexdigest()]).encode()).hexdigest()
+        if info.persist:  # a rerun resumes from the checkpoints the driver holds (not part of the key)
+            data = pack(self.root, [*data_deps, *info.persist], skip=others)
+        job = StageJob(name, info.cmd, info.outs, info.persist, key, os.environ.get(ray_stage.SCRATCH_ENV, ""))
+        return self.task.remote(job, self.code, ray.put(data), self.board)
+
+    def _finish(self, name: str, ref: Any, start: float) -> None:
+        import ray
+
+        log = self.root / self.log_dir / f"{name.replace('/', '_')}.log"
+        total = f"{(time.monotonic() - start) / 60:5.1f} min"
+        try:
+            result: StageResult = ray.get(ref)
+        except Exception as exc:  # noqa: BLE001 - every failure becomes one named error below
+            failure = _failure(exc)
+            node = failure.node_ip if failure else self._node_of(name)
+            log.write_text(failure.log if failure else f"{type(exc).__name__}: {exc}\n")
+            tail = failure.log_tail if failure else str(exc).splitlines()[-1] if str(exc) else type(exc).__name__
+            self.outcomes[name] = Outcome(name, "failed", node)
+            print(f"[{total}] {name}: FAILED on node {node}; log {log}:\n{tail}", file=sys.stderr, flush=True)
+            return
+        install_outputs(self.root, result.outputs, self.pipeline.stages[name].outs)
+        commit_stage(self.root, name)
+        log.write_text(result.log)
+        self.outcomes[name] = Outcome(name, "ran", result.node_ip, result.node_id, result.attempt, result.seconds)
+        retry = f", attempt {result.attempt}" if result.attempt > 1 else ""
+        print(f"[{total}] {name}: done in {result.seconds / 60:.1f} min on {result.node_ip}{retry} "
+              f"({len(self.outcomes)}/{len(self.pipeline.graph.upstream)})", flush=True)
+
+    def _node_of(self, name: str) -> str:
+        import ray
+
+        with contextlib.suppress(Exception):
+            return str(ray.get(self.board.snapshot.remote(), timeout=10).get(name, {}).get("node_ip", "unknown"))
+        return "unknown"
+
+    def _lines(self, running: dict[Any, str]) -> list[str]:
+        import ray
+
+        try:
+            board = ray.get(self.board.snapshot.remote(), timeout=5)
+        except Exception:  # noqa: BLE001 - progress is advisory
+            return []
+        now = time.time()
+        return [progress_line(name, board[name], now) for name in sorted(running.values()) if name in board]
+
+    def _write_summary(self) -> None:
+        path = self.root / self.log_dir / "summary.csv"
+        tmp = path.with_name(f".{path.name}.tmp")
+        with tmp.open("w", newline="") as handle:
+            writer = csv.writer(handle)
+            writer.writerow(["stage", "status", "node_ip", "node_id", "attempt", "seconds"])
+            for o in sorted(self.outcomes.values(), key=lambda o: o.name):
+                writer.writerow([o.name, o.status, o.node_ip, o.node_id, o.attempt, f"{o.seconds:.1f}"])
+        os.replace(tmp, path)
 
 
+def _under(path: str, prefixes: Sequence[str]) -> bool:
+    return any(path == p or path.startswith(p.rstrip("/") + "/") for p in prefixes)
+
+
+def _failure(exc: BaseException) -> StageFailed | None:
+    """The StageFailed inside a RayTaskError (Ray wraps the task's exception)."""
+    cause = getattr(exc, "cause", None)
+    if isinstance(exc, StageFailed):
+        return exc
+    return cause if isinstance(cause, StageFailed) else None
+
+
+def install_outputs(root: Path, outputs: bytes, outs: Sequence[str]) -> None:
+    """Put a finished stage's outputs in place: unpack beside the project, then rename over the old."""
+    staging = root / ".cohirl-repro-staging"
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir(parents=True)
+    try:
+        names = unpack(outputs, staging)
+        tops = sorted({*outs, *(n for n in names if _under(n, (ray_stage.EXECUTED_DIR,)))})
+        for rel in tops:
+            src, dst = staging / rel, root / rel
+            if not src.exists():
+                continue
+            dst.parent.mkdir(parents=True, exist_ok=True)
+            if dst.is_dir() and not dst.is_symlink():
+                shutil.rmtree(dst)
+            elif dst.exists() or dst.is_symlink():
+                dst.unlink()
+            os.replace(src, dst)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+# -- entry point ------------------------------------------------------------------------------
 def repro(targets: Sequence[str] = (), jobs: int | None = None, force: bool = False, root: Path = Path("."),
-          dvc: str = "dvc") -> None:
-    """Reproduce the pipeline (or ``targets`` and their upstream) with ``jobs`` stages at a time."""
-    graph = read_stage_graph(root)
+          backend: str = "ray", dvc: str = "dvc", cpus_per_stage: float = 1.0) -> None:
+    """Reproduce the pipeline (or ``targets`` and their upstream) on ``backend``."""
+    if backend not in BACKENDS:
+        raise CohirlError(f"unknown backend {backend!r}; choose one of {BACKENDS}.")
+    if jobs is not None and jobs < 1:
+        raise CohirlError(f"--jobs must be >= 1 (got {jobs}).")
+    if backend == "dvc":
+        return _dvc_repro(targets, force, root, dvc)
+    pipeline = read_pipeline(root)
     if targets:
-        graph = graph.restricted_to(targets)
-    jobs = jobs or max(1, os.cpu_count() or 1)
-    print(f"cohirl repro: {len(graph.upstream)} stages, {jobs} at a time (logs in {LOG_DIR}/)", flush=True)
-    runner = ParallelRepro(graph, jobs, force=force, log_dir=root / LOG_DIR, dvc=dvc, cwd=root)
-    if not runner.run():
+        graph = pipeline.graph.restricted_to(targets)
+        pipeline = Pipeline(graph, {n: pipeline.stages[n] for n in graph.upstream})
+    local = connect(jobs or max(1, os.cpu_count() or 1))
+    try:
+        nodes = preflight()
+        where = "a local Ray instance" if local else f"the Ray cluster at {os.environ['RAY_ADDRESS']}"
+        print(f"cohirl repro: {len(pipeline.graph.upstream)} stages on {where} ({len(nodes)} node(s)); "
+              f"logs in {LOG_DIR}/", flush=True)
+        runner = RayRepro(pipeline, root, force, max_in_flight=None if local else jobs, cpus_per_stage=cpus_per_stage)
+        ok = runner.run()
+    finally:
+        import ray
+
+        ray.shutdown()
+    if not ok:
         raise CohirlError(f"stage(s) {runner.failed} failed (logs above and in {LOG_DIR}/); fix the cause and "
-                          "rerun: finished stages are kept and skipped.")
-    check = subprocess.run([dvc, "repro", *targets], cwd=root, capture_output=True, text=True)
-    if check.returncode != 0:
-        raise CohirlError(f"the final `dvc repro` check failed:\n{check.stdout[-2000:]}{check.stderr[-2000:]}")
-    ran = [line for line in check.stdout.splitlines() if line.startswith("Running stage")]
-    print(f"cohirl repro: {len(graph.upstream)} stages done; final `dvc repro` check ran {len(ran)} more", flush=True)
+                          "rerun: finished stages are recorded and skipped.")
+    _final_check(targets, root, dvc)
+
+
+def _dvc_repro(targets: Sequence[str], force: bool, root: Path, dvc: str) -> None:
+    proc = subprocess.run([dvc, "repro", *(["--force"] if force else []), *targets], cwd=root)
+    if proc.returncode != 0:
+        raise CohirlError(f"`dvc repro` failed (exit {proc.returncode}); its output is above.")
+
+
+def _final_check(targets: Sequence[str], root: Path, dvc: str) -> None:
+    """After the Ray run, plain ``dvc status`` must find nothing left to run."""
+    check = subprocess.run([dvc, "status", *targets], cwd=root, capture_output=True, text=True)
+    if check.returncode != 0 or "up to date" not in check.stdout:
+        raise CohirlError(f"after the Ray run `dvc status` still reports changes:\n{check.stdout[-2000:]}"
+                          f"{check.stderr[-2000:]}")
+    print("cohirl repro: done; `dvc status` reports the pipeline up to date", flush=True)

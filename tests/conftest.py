@@ -42,3 +42,125 @@ def fake_spec() -> TaskSpec:
 @pytest.fixture
 def episodes() -> list[Episode]:
     return make_episodes(3)
+
+
+# -- pipeline projects and a loopback Ray cluster (tests/test_pipeline_smoke.py, test_ray_cluster.py) --
+import shutil  # noqa: E402
+import signal  # noqa: E402
+import socket  # noqa: E402
+import subprocess  # noqa: E402
+import sys  # noqa: E402
+import time  # noqa: E402
+from pathlib import Path  # noqa: E402
+from typing import Iterator  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+PROJECT_FILES = ("dvc.yaml", "params.yaml", ".dvcignore", "notebooks", "cohirl")
+VENV_BIN = str(Path(sys.executable).parent)
+
+
+def tool_env(**extra: str) -> dict[str, str]:
+    """The environment of a pipeline command: the venv first on PATH, offline, no analytics."""
+    env = {**os.environ, "PATH": f"{VENV_BIN}{os.pathsep}{os.environ['PATH']}", "DVC_NO_ANALYTICS": "1",
+           "HF_HUB_OFFLINE": "1", "RAY_AUTH_MODE": "disabled"}
+    env.pop("RAY_ADDRESS", None)
+    return {**env, **extra}
+
+
+def run_tool(cmd: list[str], cwd: Path, **extra: str) -> str:
+    proc = subprocess.run(cmd, cwd=cwd, env=tool_env(**extra), capture_output=True, text=True)
+    assert proc.returncode == 0, f"{' '.join(cmd)} failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
+    return proc.stdout + proc.stderr
+
+
+def copy_project(dest: Path, profile: str = "smoke") -> Path:
+    """A scratch copy of the project (a committed git repo, as a user's clone is) on ``profile``."""
+    dest.mkdir(parents=True)
+    for name in PROJECT_FILES:
+        src = ROOT / name
+        if src.is_dir():
+            shutil.copytree(src, dest / name, ignore=shutil.ignore_patterns("__pycache__", "*.ipynb"))
+        else:
+            shutil.copy(src, dest / name)
+    run_tool(["git", "init", "-q"], dest)
+    run_tool(["dvc", "init", "-q"], dest)
+    run_tool(["cohirl", "profile", profile], dest)
+    run_tool(["git", "add", "-A"], dest)
+    run_tool(["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "project"], dest)
+    return dest
+
+
+def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Tests of the whole pipeline last: the smoke reference runs in the background meanwhile."""
+    items.sort(key=lambda item: "smoke_reference" in getattr(item, "fixturenames", ()))
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _smoke_reference_run(request: pytest.FixtureRequest,
+                         tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, subprocess.Popen, Path] | None]:
+    """Starts the reference run at the session's start when a selected test needs it (it takes minutes
+    on one core; the unit tests use the other meanwhile)."""
+    if not any("smoke_reference" in getattr(item, "fixturenames", ()) for item in request.session.items):
+        yield None
+        return
+    repo = copy_project(tmp_path_factory.mktemp("smoke") / "project")
+    log = repo.parent / "reference.log"
+    with log.open("w") as handle:
+        proc = subprocess.Popen(["cohirl", "repro", "--backend", "dvc"], cwd=repo, env=tool_env(), stdout=handle,
+                                stderr=subprocess.STDOUT)
+    yield repo, proc, log
+    if proc.poll() is None:
+        proc.kill()
+        proc.wait()
+
+
+@pytest.fixture(scope="session")
+def smoke_reference(_smoke_reference_run: tuple[Path, subprocess.Popen, Path]) -> Path:
+    """The smoke profile run by plain sequential ``dvc repro``: the reference every executor matches."""
+    repo, proc, log = _smoke_reference_run
+    assert proc.wait(timeout=1800) == 0, f"reference `dvc repro` failed:\n{log.read_text()[-4000:]}"
+    return repo
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _wait_for(log: Path, text: str, proc: subprocess.Popen, timeout_s: float = 120.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if text in log.read_text(errors="replace"):
+            return
+        assert proc.poll() is None, f"ray node exited early:\n{log.read_text(errors='replace')[-3000:]}"
+        time.sleep(0.5)
+    raise AssertionError(f"ray node did not start in {timeout_s:.0f} s:\n{log.read_text(errors='replace')[-3000:]}")
+
+
+@pytest.fixture(scope="session")
+def loopback_ray_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A real two-node Ray cluster on 127.0.0.1 (``ray start --head`` + ``ray start --address``), one
+    CPU per node; yields the head's address and stops both nodes (SIGTERM to the blocking starts)."""
+    logs, port = tmp_path_factory.mktemp("ray-nodes"), _free_port()
+    address = f"127.0.0.1:{port}"
+    start = [sys.executable, "-m", "cohirl.ray_loopback", "start", "--block", "--num-cpus", "1",
+             "--disable-usage-stats", "--node-ip-address", "127.0.0.1"]
+    nodes: list[subprocess.Popen] = []
+    try:
+        for name, args in (("head", ["--head", "--port", str(port), "--include-dashboard", "false"]),
+                           ("worker", ["--address", address])):
+            log = logs / f"{name}.log"
+            with log.open("w") as handle:
+                nodes.append(subprocess.Popen([*start, *args], stdout=handle, stderr=subprocess.STDOUT,
+                                              env=tool_env(), start_new_session=True))
+            _wait_for(log, "Ray runtime started", nodes[-1])
+        yield address
+    finally:
+        for proc in reversed(nodes):
+            proc.send_signal(signal.SIGTERM)
+        for proc in nodes:
+            try:
+                proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)

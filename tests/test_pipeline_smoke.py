@@ -1,45 +1,28 @@
-"""The smoke profile end to end: `cohirl repro --jobs 2` (the README's path: `dvc repro` with
-independent stages side by side) runs every notebook through papermill in a scratch copy of the
-project; a plain second `dvc repro` then does nothing; a task parameter invalidates only that task."""
+"""The smoke profile end to end by plain sequential `dvc repro` (`cohirl repro --backend dvc`, the
+reference the Ray executor is held to in test_ray_cluster.py): every notebook runs through papermill
+in a scratch copy of the project; a second `dvc repro` then does nothing; a task parameter
+invalidates only that task."""
 
 from __future__ import annotations
 
 import json
-import os
 import re
-import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import pandas as pd
 import pytest
 import yaml
 
-ROOT = Path(__file__).resolve().parents[1]
-COPY = ("dvc.yaml", "params.yaml", ".dvcignore", "notebooks", "cohirl")
-
-
-def _run(cmd: list[str], cwd: Path) -> str:
-    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
-           "DVC_NO_ANALYTICS": "1", "HF_HUB_OFFLINE": "1"}
-    proc = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True)
-    assert proc.returncode == 0, f"{' '.join(cmd)} failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
-    return proc.stdout + proc.stderr
+from conftest import run_tool
 
 
 @pytest.fixture(scope="module")
-def smoke_repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    repo = tmp_path_factory.mktemp("smoke") / "project"
-    repo.mkdir()
-    for name in COPY:
-        src = ROOT / name
-        (shutil.copytree if src.is_dir() else shutil.copy)(src, repo / name)
-    _run(["git", "init", "-q"], repo)
-    _run(["dvc", "init", "-q"], repo)
-    _run(["cohirl", "profile", "smoke"], repo)
-    _run(["cohirl", "repro", "--jobs", "2"], repo)
-    return repo
+def smoke_repo(smoke_reference: Path) -> Path:
+    return smoke_reference
+
+
+def _run(cmd: list[str], cwd: Path) -> str:
+    return run_tool(cmd, cwd)
 
 
 def test_smoke_chain_produces_every_artefact(smoke_repo: Path) -> None:

@@ -1,4 +1,4 @@
-"""`cohirl repro`: the DAG scheduler over `dvc repro --single-item`, on a tiny real DVC project."""
+"""`cohirl repro`: DVC decides and records, Ray executes; on tiny real DVC projects."""
 
 from __future__ import annotations
 
@@ -11,12 +11,15 @@ import pytest
 import yaml
 
 from cohirl.errors import CohirlError
-from cohirl.repro import ParallelRepro, StageGraph, read_stage_graph, repro
+from cohirl.progress import PROGRESS_ENV, progress_bar, read_progress
+from cohirl.ray_stage import pack, unpack
+from cohirl.repro import StageGraph, check_nodes, check_reachable, install_outputs, progress_line, read_pipeline, repro
+from conftest import tool_env
 
 DVC = str(Path(sys.executable).parent / "dvc")
 
-# Two independent 1.5 s stages and one that joins them; each records when its command ran.
-STAMP = "python -c \"import time,sys; a=time.time(); time.sleep(1.5); open(sys.argv[1],'w').write(f'{a} {time.time()}')\""
+# Two independent 6 s stages and one that joins them; each records when its command ran.
+STAMP = "python -c \"import time,sys; a=time.time(); time.sleep(6); open(sys.argv[1],'w').write(f'{a} {time.time()}')\""
 PIPELINE = {"stages": {
     "left": {"cmd": f"{STAMP} left.txt", "outs": ["left.txt"]},
     "right": {"cmd": f"{STAMP} right.txt", "outs": ["right.txt"]},
@@ -27,9 +30,8 @@ PIPELINE = {"stages": {
 def _project(tmp_path: Path, pipeline: dict) -> Path:
     root = tmp_path / "project"
     root.mkdir()
-    env = {**os.environ, "DVC_NO_ANALYTICS": "1"}
-    subprocess.run(["git", "init", "-q"], cwd=root, check=True, env=env)
-    subprocess.run([DVC, "init", "-q"], cwd=root, check=True, env=env)
+    subprocess.run(["git", "init", "-q"], cwd=root, check=True, env=tool_env())
+    subprocess.run([DVC, "init", "-q"], cwd=root, check=True, env=tool_env())
     (root / "dvc.yaml").write_text(yaml.safe_dump(pipeline))
     return root
 
@@ -49,11 +51,80 @@ def test_graph_priorities_and_restriction() -> None:
         graph.restricted_to(["nope"])
 
 
-def test_independent_stages_run_side_by_side_and_dvc_lock_is_complete(tmp_path: Path) -> None:
+def test_pack_is_deterministic_skips_and_keeps_existing(tmp_path: Path) -> None:
+    src = tmp_path / "src"
+    (src / "d" / "ckpt").mkdir(parents=True)
+    (src / "d" / "a.txt").write_text("a")
+    (src / "d" / "ckpt" / "c.pt").write_text("new")
+    first = pack(src, ["d", "missing"], skip=("d/ckpt",))
+    os.utime(src / "d" / "a.txt", (1, 1))  # timestamps do not enter the tar
+    assert pack(src, ["d"], skip=("d/ckpt",)) == first
+    dest = tmp_path / "dest"
+    assert unpack(first, dest) == ["d/a.txt"]
+    (dest / "d" / "ckpt").mkdir()
+    (dest / "d" / "ckpt" / "c.pt").write_text("killed attempt's")
+    unpack(pack(src, ["d"]), dest, keep_existing=("d/ckpt",))
+    assert (dest / "d" / "ckpt" / "c.pt").read_text() == "killed attempt's"
+
+
+def test_install_outputs_replaces_old_outputs_whole(tmp_path: Path) -> None:
+    work, root = tmp_path / "work", tmp_path / "root"
+    (work / "out").mkdir(parents=True)
+    (work / "out" / "new.csv").write_text("new")
+    (root / "out").mkdir(parents=True)
+    (root / "out" / "stale.csv").write_text("stale")
+    install_outputs(root, pack(work, ["out"]), ["out"])
+    assert sorted(p.name for p in (root / "out").iterdir()) == ["new.csv"]
+    assert not (root / ".cohirl-repro-staging").exists()
+
+
+def test_progress_is_mirrored_even_when_the_bar_is_disabled(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(PROGRESS_ENV, str(tmp_path / "p.json"))
+    bar = progress_bar(total=7, desc="finetune env steps", disable=True, initial=2)
+    for _ in range(5):
+        bar.update(1)
+    bar.close()
+    assert read_progress(tmp_path / "p.json") == {**read_progress(tmp_path / "p.json"), "phase": "finetune env steps",
+                                                  "done": 7, "total": 7}
+    entry = {"node_ip": "10.0.0.2", "attempt": 2, "since": 0.0, "state": {"phase": "x", "done": 50, "total": 100,
+                                                                         "time": 60.0},
+             "first": {"x": {"phase": "x", "done": 0, "total": 100, "time": 0.0}}}
+    line = progress_line("finetune@sq", entry, now=120.0)
+    assert "finetune@sq [10.0.0.2, retry 1] x 50/100" in line and "ETA 1.0 min" in line
+
+
+def test_node_check_names_the_node_and_the_fix() -> None:
+    local = {"python": "3.11.7", "packages": ["torch==2.10.0", "ray==2.60.0"], "node_ip": "127.0.0.1",
+             "node_id": "a" * 20, "executable": "/v/bin/python"}
+    check_nodes([local], local)
+    bare = {**local, "packages": ["ray==2.60.0"], "node_ip": "10.1.2.3", "executable": "/usr/bin/python3"}
+    with pytest.raises(CohirlError, match=r"node 10\.1\.2\.3 .*lacks the driver's packages.*torch==2.10.0.*make setup"):
+        check_nodes([local, bare], local)
+    with pytest.raises(CohirlError, match=r"node 10\.1\.2\.3 .*Python 3\.12"):
+        check_nodes([{**local, "python": "3.12.1", "node_ip": "10.1.2.3"}], local)
+
+
+def test_unreachable_ray_address_is_one_clear_error(tmp_path: Path) -> None:
+    with pytest.raises(CohirlError, match="not of the form host:port"):
+        check_reachable("nohost")
     root = _project(tmp_path, PIPELINE)
-    graph = read_stage_graph(root)
-    assert graph.upstream == {"left": set(), "right": set(), "join": {"left", "right"}}
-    repro(jobs=2, root=root, dvc=DVC)
+    proc = subprocess.run([sys.executable, "-m", "cohirl.cli", "repro"], cwd=root, capture_output=True, text=True,
+                          env=tool_env(RAY_ADDRESS="127.0.0.1:9"), timeout=120)
+    assert proc.returncode == 2
+    assert "RAY_ADDRESS=127.0.0.1:9 is unreachable" in proc.stderr and "ray start --head" in proc.stderr
+    assert not (root / "dvc.lock").exists() and not (root / "left.txt").exists()
+
+
+def test_local_ray_instance_runs_independent_stages_side_by_side(tmp_path: Path) -> None:
+    root = _project(tmp_path, PIPELINE)
+    pipeline = read_pipeline(root)
+    assert pipeline.graph.upstream == {"left": set(), "right": set(), "join": {"left", "right"}}
+    assert pipeline.stages["join"].deps == ["left.txt", "right.txt"]
+    # A CLI process of its own: one Ray driver per process, as `cohirl repro` runs (RAY_ADDRESS unset).
+    cli = subprocess.run([sys.executable, "-m", "cohirl.cli", "repro", "--jobs", "2"], cwd=root, capture_output=True,
+                         text=True, env=tool_env(), timeout=300)
+    assert cli.returncode == 0, cli.stdout[-3000:] + cli.stderr[-3000:]
+    assert "on a local Ray instance" in cli.stdout and "reports the pipeline up to date" in cli.stdout
     (l0, l1), (r0, r1) = _interval(root / "left.txt"), _interval(root / "right.txt")
     assert max(l0, r0) < min(l1, r1), "left and right should have overlapped"
     assert (root / "join.txt").read_text().count(" ") == 2
@@ -61,28 +132,23 @@ def test_independent_stages_run_side_by_side_and_dvc_lock_is_complete(tmp_path: 
     assert set(lock["stages"]) == {"left", "right", "join"}
     status = subprocess.run([DVC, "status"], cwd=root, capture_output=True, text=True, check=True)
     assert "up to date" in status.stdout
-    before = (root / "left.txt").read_text()
-    repro(jobs=2, root=root, dvc=DVC)  # nothing changed: nothing reruns
-    assert (root / "left.txt").read_text() == before
+    rerun = subprocess.run([DVC, "repro"], cwd=root, capture_output=True, text=True, check=True)
+    assert "Running stage" not in rerun.stdout
 
 
-def test_one_job_runs_stages_one_after_another(tmp_path: Path) -> None:
-    root = _project(tmp_path, PIPELINE)
-    repro(jobs=1, root=root, dvc=DVC)
-    (l0, l1), (r0, r1) = sorted([_interval(root / "left.txt"), _interval(root / "right.txt")])
-    assert l1 <= r0
-
-
-def test_a_failing_stage_stops_its_downstream_and_names_itself(tmp_path: Path) -> None:
-    pipeline = {"stages": {**PIPELINE["stages"], "right": {"cmd": "exit 3", "outs": ["right.txt"]}}}
+def test_failing_stage_names_itself_and_its_node_and_records_nothing(tmp_path: Path, loopback_ray_cluster: str,
+                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    pipeline = {"stages": {**PIPELINE["stages"],
+                           "right": {"cmd": "echo boom >&2; touch right.txt; exit 3", "outs": ["right.txt"]},
+                           "silent": {"cmd": "true", "outs": ["never.txt"]}}}
     root = _project(tmp_path, pipeline)
-    with pytest.raises(CohirlError, match=r"\['right'\] failed"):
-        repro(jobs=2, root=root, dvc=DVC)
-    assert not (root / "join.txt").exists()
-    assert (root / "left.txt").exists()  # the independent branch still finished
-    assert "failed to reproduce 'right'" in (root / "logs" / "repro" / "right.log").read_text()
-
-
-def test_bad_jobs_value_is_refused() -> None:
-    with pytest.raises(CohirlError, match="--jobs"):
-        ParallelRepro(StageGraph({}), jobs=0)
+    monkeypatch.setenv("RAY_ADDRESS", loopback_ray_cluster)
+    monkeypatch.setenv("RAY_AUTH_MODE", "disabled")
+    with pytest.raises(CohirlError, match=r"stage\(s\) \['right', 'silent'\] failed"):
+        repro(root=root, dvc=DVC)
+    log = (root / "logs/repro/right.log").read_text()
+    assert "boom" in log and "on node 127.0.0.1" in log
+    assert "did not produce ['never.txt']" in (root / "logs/repro/silent.log").read_text()
+    assert not (root / "right.txt").exists() and not (root / "join.txt").exists()
+    lock = yaml.safe_load((root / "dvc.lock").read_text())
+    assert set(lock["stages"]) == {"left"}  # only the stage that succeeded is recorded

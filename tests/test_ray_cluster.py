@@ -1,0 +1,97 @@
+"""The smoke pipeline on a real two-node Ray cluster on loopback, with a worker killed mid-stage.
+
+`cohirl repro` (RAY_ADDRESS = the loopback head) must spread the stages over both nodes, survive a
+`kill -9` of the worker running a finetuning stage (Ray retries the task; the run resumes from its
+checkpoint), and leave rows byte-identical to the sequential `dvc repro` reference, with a dvc.lock
+that a second `dvc repro` and a second `cohirl repro` find up to date."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import yaml
+
+from cohirl.ray_stage import SCRATCH_ENV, WORKER_PID_FILE
+from conftest import copy_project, run_tool, tool_env
+
+# Result files that must be byte-identical (run.json holds a wall time; checkpoints hold RNG states).
+ROWS = ("results/runs/**/evals.csv", "results/runs/**/episodes.csv", "results/runs/**/train_log.csv",
+        "results/base/*.csv", "results/demo_scaling/*.csv", "results/reward/*.csv", "results/demos/*.json",
+        "results/tables/*", "results/metrics.json")
+
+
+def _kill_a_finetuning_worker(scratch: Path, driver: subprocess.Popen, timeout_s: float = 600) -> str:
+    """Wait for a finetuning stage's first checkpoint in its scratch copy, then kill -9 its worker."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline and driver.poll() is None:
+        for ckpt in sorted(scratch.glob("finetune_*/results/runs/*/*/*/checkpoints/checkpoint.pt")):
+            work = ckpt.parents[6]
+            pid = int((work / WORKER_PID_FILE).read_text())
+            os.kill(pid, signal.SIGKILL)
+            return work.name
+        time.sleep(0.1)
+    raise AssertionError("no finetuning checkpoint appeared before the pipeline ended")
+
+
+TIMED_DIRS = ("data/base", "data/demo_scaling")  # a base's cohirl_base.json records its training speed
+
+
+def _lock_outs(repo: Path) -> dict[str, str]:
+    lock = yaml.safe_load((repo / "dvc.lock").read_text())
+    return {o["path"]: o["md5"] for s in lock["stages"].values() for o in s.get("outs", [])
+            if not o["path"].endswith(("run.json", "checkpoints")) and not o["path"].startswith(TIMED_DIRS)}
+
+
+def _base_files(repo: Path) -> dict[str, object]:
+    """Every file of the trained bases, the speed fields of their metadata dropped."""
+    files: dict[str, object] = {}
+    for path in sorted(p for d in TIMED_DIRS for p in (repo / d).rglob("*") if p.is_file()):
+        if path.name == "cohirl_base.json":
+            meta = json.loads(path.read_text())
+            for key in ("train_seconds", "steps_per_second"):
+                meta["metrics"].pop(key)
+            files[str(path.relative_to(repo))] = meta
+        else:
+            files[str(path.relative_to(repo))] = path.read_bytes()
+    return files
+
+
+def test_smoke_on_two_loopback_nodes_survives_a_killed_worker_and_matches_dvc_repro(
+        smoke_reference: Path, loopback_ray_cluster: str, tmp_path: Path) -> None:
+    repo = copy_project(tmp_path / "project")
+    scratch = tmp_path / "scratch"
+    env = tool_env(RAY_ADDRESS=loopback_ray_cluster, **{SCRATCH_ENV: str(scratch)})
+    driver = subprocess.Popen([sys.executable, "-m", "cohirl.cli", "repro"], cwd=repo, env=env,
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    killed = _kill_a_finetuning_worker(scratch, driver)
+    output, _ = driver.communicate(timeout=900)
+    assert driver.returncode == 0, output[-4000:]
+
+    with (repo / "logs/repro/summary.csv").open() as handle:
+        summary = {row["stage"]: row for row in csv.DictReader(handle)}
+    ran = [row for row in summary.values() if row["status"] == "ran"]
+    assert len(ran) == len(summary) == 8
+    assert {row["node_ip"] for row in ran} == {"127.0.0.1"}
+    assert len({row["node_id"] for row in ran}) == 2, "the stages should have used both nodes"
+    stage = next(name for name in summary if killed.startswith(name.replace("@", "_")))
+    assert summary[stage]["attempt"] == "2", (killed, summary[stage])
+    executed = repo / "results/executed" / f"04_finetune-{stage.split('@', 1)[1]}.ipynb"
+    assert "from its checkpoint at env step" in executed.read_text(), "the retried run should have resumed"
+
+    for pattern in ROWS:
+        ours = sorted(p.relative_to(repo) for p in repo.glob(pattern))
+        assert ours == sorted(p.relative_to(smoke_reference) for p in smoke_reference.glob(pattern)), pattern
+        for rel in ours:
+            assert (repo / rel).read_bytes() == (smoke_reference / rel).read_bytes(), rel
+    assert _lock_outs(repo) == _lock_outs(smoke_reference)
+    assert _base_files(repo) == _base_files(smoke_reference)
+    assert "Running stage" not in run_tool(["dvc", "repro"], repo)
+    again = run_tool([sys.executable, "-m", "cohirl.cli", "repro"], repo, RAY_ADDRESS=loopback_ray_cluster)
+    assert "submitted" not in again and again.count("up to date") >= 8

@@ -81,6 +81,10 @@ def _walk(root: Path, rel: str, skip: tuple[str, ...]) -> Iterator[str]:
         return
     for dirpath, dirnames, filenames in os.walk(path):
         dirnames[:] = sorted(d for d in dirnames if d != "__pycache__")
+        if not dirnames and not filenames:  # an empty output directory is an output too
+            member = os.path.relpath(dirpath, root)
+            if not any(member == s or member.startswith(s.rstrip("/") + "/") for s in skip):
+                yield member
         for name in sorted(filenames):
             member = os.path.relpath(os.path.join(dirpath, name), root)
             if not any(member == s or member.startswith(s.rstrip("/") + "/") for s in skip):
@@ -97,6 +101,9 @@ def pack(root: Path, paths: Iterable[str], skip: tuple[str, ...] = ()) -> bytes:
             for member in _walk(root, rel, skip):
                 info = tar.gettarinfo(str(root / member), arcname=member)
                 info.mtime, info.uid, info.gid, info.uname, info.gname = 0, 0, 0, "", ""
+                if info.isdir():
+                    tar.addfile(info)
+                    continue
                 with open(root / member, "rb") as handle:
                     tar.addfile(info, handle)
     return buffer.getvalue()

@@ -370,8 +370,15 @@ class RayRepro:
             self.outcomes[name] = Outcome(name, "failed", node)
             print(f"[{total}] {name}: FAILED on node {node}; log {log}:\n{tail}", file=sys.stderr, flush=True)
             return
-        install_outputs(self.root, result.outputs, self.pipeline.stages[name].outs)
-        commit_stage(self.root, name)
+        try:
+            install_outputs(self.root, result.outputs, self.pipeline.stages[name].outs)
+            commit_stage(self.root, name)
+        except Exception as exc:  # noqa: BLE001 - e.g. an output that did not come back
+            log.write_text(result.log + f"\nrecording the stage failed: {type(exc).__name__}: {exc}\n")
+            self.outcomes[name] = Outcome(name, "failed", result.node_ip, result.node_id, result.attempt, result.seconds)
+            print(f"[{total}] {name}: ran on node {result.node_ip} but could not be recorded: {exc}", file=sys.stderr,
+                  flush=True)
+            return
         log.write_text(result.log)
         self.outcomes[name] = Outcome(name, "ran", result.node_ip, result.node_id, result.attempt, result.seconds)
         retry = f", attempt {result.attempt}" if result.attempt > 1 else ""

@@ -67,6 +67,13 @@ def test_pack_is_deterministic_skips_and_keeps_existing(tmp_path: Path) -> None:
     assert (dest / "d" / "ckpt" / "c.pt").read_text() == "killed attempt's"
 
 
+def test_an_empty_output_directory_travels(tmp_path: Path) -> None:
+    (tmp_path / "src" / "data" / "demo_scaling" / "pick_place").mkdir(parents=True)  # n_demos: []
+    names = unpack(pack(tmp_path / "src", ["data/demo_scaling/pick_place"]), tmp_path / "dest")
+    assert names == ["data/demo_scaling/pick_place"]
+    assert (tmp_path / "dest" / "data" / "demo_scaling" / "pick_place").is_dir()
+
+
 def test_install_outputs_replaces_old_outputs_whole(tmp_path: Path) -> None:
     work, root = tmp_path / "work", tmp_path / "root"
     (work / "out").mkdir(parents=True)

@@ -157,7 +157,7 @@ def _kill_leftover(work: Path) -> None:
                 os.kill(int(proc.name), signal.SIGKILL)
 
 
-def _prepare(job: StageJob, work: Path, code: bytes, data: bytes) -> int:
+def _prepare(job: StageJob, work: Path, code: bytes, data: bytes, resume: bytes) -> int:
     """Unpack code and data into ``work`` (keeping a killed attempt's persistent outputs)."""
     _kill_leftover(work)
     attempts = work / ".cohirl-attempts"
@@ -170,7 +170,8 @@ def _prepare(job: StageJob, work: Path, code: bytes, data: bytes) -> int:
             target = work / out
             shutil.rmtree(target) if target.is_dir() else target.unlink(missing_ok=True)
     unpack(code, work)
-    unpack(data, work, keep_existing=tuple(job.persist))
+    unpack(data, work)
+    unpack(resume, work, keep_existing=tuple(job.persist))
     return attempt
 
 
@@ -221,14 +222,17 @@ def _collect(job: StageJob, work: Path) -> bytes:
     return pack(work, [*job.outs, *executed])
 
 
-def execute_stage(job: StageJob, code: bytes, data: bytes, board: Any = None) -> StageResult:
-    """The Ray task: run one stage in a scratch copy; return its outputs (raise StageFailed)."""
+def execute_stage(job: StageJob, code: bytes, data: bytes, resume: bytes, board: Any = None) -> StageResult:
+    """The Ray task: run one stage in a scratch copy; return its outputs (raise StageFailed).
+
+    ``resume`` holds the driver's copy of the stage's persistent outputs (checkpoints); a killed
+    attempt's newer ones in the scratch copy are kept."""
     import ray
 
     node_ip, node_id = ray.util.get_node_ip_address(), ray.get_runtime_context().get_node_id()
     work = scratch_root(job.scratch) / f"{job.name.replace('/', '_').replace('@', '_')}-{job.key[:16]}"
     with _locked(work.parent / f"{work.name}.lock"):
-        attempt = _prepare(job, work, code, data)
+        attempt = _prepare(job, work, code, data, resume)
         if board is not None:
             board.started.remote(job.name, node_ip, os.getpid(), attempt)
         returncode, log, seconds = _run_command(job, work, board)

@@ -290,6 +290,7 @@ class RayRepro:
     cpus_per_stage: float = 1.0
     log_dir: Path = LOG_DIR
     outcomes: dict[str, Outcome] = field(default_factory=dict)
+    stale: dict[str, bool] = field(default_factory=dict)  # dvc status, asked once per stage when it is ready
 
     def run(self) -> bool:
         import ray
@@ -328,13 +329,15 @@ class RayRepro:
             ready = [n for n in pending if self.pipeline.graph.upstream[n] <= done and n not in checked]
             if not ready:
                 return
-            stale = set(ready) if self.force else out_of_date(self.root, ready)
+            unknown = [n for n in ready if n not in self.stale]
+            found = set(unknown) if self.force else out_of_date(self.root, unknown) if unknown else set()
+            self.stale.update({n: n in found for n in unknown})
             for name in sorted(ready, key=lambda n: (-priority[n], n)):
                 checked.add(name)
-                if self.max_in_flight and len(running) >= self.max_in_flight and name in stale:
+                if self.max_in_flight and len(running) >= self.max_in_flight and self.stale[name]:
                     continue
                 pending.discard(name)
-                if name not in stale:
+                if not self.stale[name]:
                     self.outcomes[name] = Outcome(name, "up to date")
                     print(f"[{name}] up to date", flush=True)
                     continue
@@ -350,10 +353,9 @@ class RayRepro:
         data = pack(self.root, data_deps, skip=others)
         key = hashlib.sha256("\0".join([name, info.cmd, self.code_digest,
                                         hashlib.sha256(data).hexdigest()]).encode()).hexdigest()
-        if info.persist:  # a rerun resumes from the checkpoints the driver holds (not part of the key)
-            data = pack(self.root, [*data_deps, *info.persist], skip=others)
+        resume = pack(self.root, info.persist, skip=others)  # checkpoints the driver holds: not in the key
         job = StageJob(name, info.cmd, info.outs, info.persist, key, os.environ.get(ray_stage.SCRATCH_ENV, ""))
-        return self.task.remote(job, self.code, ray.put(data), self.board)
+        return self.task.remote(job, self.code, ray.put(data), ray.put(resume), self.board)
 
     def _finish(self, name: str, ref: Any, start: float) -> None:
         import ray

@@ -140,7 +140,7 @@ def _run_in_pool(policy_factory: PolicyFactory, task_name: str, cameras: CameraC
                  bar: Any) -> list[dict[str, Any]]:
     torch_threads = 1  # rows must not depend on the machine; cores go to workers
     initargs = (_pickled_factory(policy_factory), task_name, cameras, torch_threads)
-    context = _worker_context()
+    context = _worker_context(type(policy_factory).__module__)
     rows: list[dict[str, Any]] = []
     with ProcessPoolExecutor(workers, mp_context=context, initializer=_init_worker, initargs=initargs) as pool:
         futures: list[Future[dict[str, Any]]] = [
@@ -157,12 +157,14 @@ def _run_in_pool(policy_factory: PolicyFactory, task_name: str, cameras: CameraC
     return rows
 
 
-# Imported once by the forkserver so that each worker forks with them loaded (a missing one is skipped).
-FORKSERVER_PRELOAD = ("cohirl.eval.rollout", "torch", "cohirl.policies.lerobot_base", "cohirl.training.agent",
+# Imported once by the forkserver so that each worker forks with them loaded (a missing one is skipped),
+# with the policy factory's own module: the base's for a base evaluation, the composed policy's for
+# finetuning (a base stage does not import the finetuning code).
+FORKSERVER_PRELOAD = ("cohirl.eval.rollout", "torch", "cohirl.policies.lerobot_base",
                       "lerobot.policies.diffusion.modeling_diffusion")
 
 
-def _worker_context() -> multiprocessing.context.BaseContext:
+def _worker_context(factory_module: str) -> multiprocessing.context.BaseContext:
     """Forkserver: workers fork from a clean server process, never from a parent holding torch threads."""
     if "forkserver" not in multiprocessing.get_all_start_methods():
         return multiprocessing.get_context("spawn")
@@ -170,7 +172,8 @@ def _worker_context() -> multiprocessing.context.BaseContext:
     # The server imports torch and the policy code once, so each worker forks without paying for
     # them (~5 s per worker per evaluation otherwise). Simulators are not preloaded: MuJoCo fixes
     # its GL backend (MUJOCO_GL) when first imported.
-    context.set_forkserver_preload(list(FORKSERVER_PRELOAD))
+    own = [factory_module] if factory_module.startswith("cohirl.") else []
+    context.set_forkserver_preload([*FORKSERVER_PRELOAD, *own])
     return context
 
 

@@ -16,9 +16,9 @@ import numpy as np
 import torch
 
 from cohirl import _runtime
-from cohirl.csil.methods import build_method
+from cohirl.methods import build_method
 from cohirl.csil.pretrain import build_learner
-from cohirl.training.replay import DemoEpisode, demo_buffer
+from cohirl.csil.replay import DemoEpisode, demo_buffer
 
 SIZES = {
     "quick": {"hetstat_features": 64, "policy_hidden": (128, 128), "critic_hidden": (128, 128), "batch": 64},

@@ -40,7 +40,7 @@ from learner_speed import ms_per_update  # noqa: E402
 
 from cohirl import _runtime  # noqa: E402
 from cohirl.config import from_dict, read_params, task_settings  # noqa: E402
-from cohirl.csil.methods import build_method  # noqa: E402
+from cohirl.methods import build_method  # noqa: E402
 from cohirl.envs import get_spec  # noqa: E402
 from cohirl.stages import BaseStageConfig, DemoScalingConfig, EvalConfig  # noqa: E402
 from cohirl.training.loop import FinetuneConfig, total_updates  # noqa: E402

@@ -153,11 +153,11 @@ def run_finetune_stage(task: str, method: str, seed: int, out_dir: Path | None =
 def pretrained_learner(task: str, method: str, seed: int = 0, progress: bool = True,
                        learner_overrides: dict[str, Any] | None = None) -> tuple[Any, Any, dict[str, float]]:
     """BC + critic pretraining only (notebook 03): (learner, demo buffer, pretraining metrics)."""
-    from cohirl.csil.methods import build_method
+    from cohirl.methods import build_method
     from cohirl.csil.pretrain import build_learner
     from cohirl.demos.dataset import load_demo_arrays
     from cohirl.training.loop import FinetuneConfig, demo_episodes
-    from cohirl.training.replay import demo_buffer
+    from cohirl.csil.replay import demo_buffer
     from cohirl._runtime import configure_torch
 
     configure_torch()

@@ -27,7 +27,7 @@ def main() -> None:
     args = p.parse_args()
     _runtime.set_offline_env()
     _runtime.configure_torch(1)
-    from cohirl.training.step0 import STEP0_COLUMNS, step0_row
+    from cohirl.initial_drop import STEP0_COLUMNS, step0_row
 
     rows = []
     for task in args.tasks:

@@ -31,7 +31,7 @@ from cohirl.csil.config import LearnerConfig
 from cohirl.csil.learner import Learner
 from cohirl.csil.pretrain import build_learner
 from cohirl.policies.compose import Composition
-from cohirl.training.replay import DemoEpisode, ReplayBuffer, demo_buffer
+from cohirl.csil.replay import DemoEpisode, ReplayBuffer, demo_buffer
 
 torch.set_num_threads(1)
 

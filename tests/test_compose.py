@@ -8,7 +8,7 @@ import torch
 
 from cohirl.errors import CohirlError
 from cohirl.policies.compose import Composition, clipped_fraction, compose_ensemble, compose_residual
-from cohirl.policies.small import GaussianMLPPolicy, HetStatPolicy
+from cohirl.csil.policy_heads import GaussianMLPPolicy, HetStatPolicy
 
 torch.set_num_threads(1)
 RNG = np.random.default_rng(0)

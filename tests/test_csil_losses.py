@@ -10,7 +10,7 @@ import torch
 from cohirl.csil import losses
 from cohirl.csil.config import R_MAX
 from cohirl.errors import CohirlError
-from cohirl.policies.small import TanhNormal
+from cohirl.csil.policy_heads import TanhNormal
 
 torch.set_num_threads(1)
 

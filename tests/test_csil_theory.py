@@ -26,8 +26,8 @@ from cohirl.csil.learner import Learner
 from cohirl.csil.networks import CriticEnsemble, make_policy
 from cohirl.csil.pretrain import bc_pretrain, build_learner, pretrain_critic
 from cohirl.policies.compose import Composition
-from cohirl.policies.small import ObsNormalizer, SmallPolicy, TanhNormal
-from cohirl.training.replay import DemoEpisode, ReplayBuffer, demo_buffer
+from cohirl.csil.policy_heads import ObsNormalizer, SmallPolicy, TanhNormal
+from cohirl.csil.replay import DemoEpisode, ReplayBuffer, demo_buffer
 
 torch.set_num_threads(1)
 torch.set_flush_denormal(True)

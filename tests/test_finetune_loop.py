@@ -16,7 +16,7 @@ import pytest
 import torch
 
 from cohirl.csil.learner import Learner
-from cohirl.csil.methods import build_method
+from cohirl.methods import build_method
 from cohirl.csil.pretrain import build_learner
 from cohirl.demos.collect import collect_demos
 from cohirl.demos.dataset import DemoArrays, load_demo_arrays, write_dataset
@@ -27,7 +27,7 @@ from cohirl.policies.base import ChunkPolicy, ChunkStepper
 from cohirl.stages import EvalConfig
 from cohirl.training.agent import ComposedPolicy, PolicyInputs, save_actor_snapshot, snapshot_factory
 from cohirl.training.loop import FinetuneConfig, Finetuner, demo_episodes
-from cohirl.training.replay import demo_buffer
+from cohirl.csil.replay import demo_buffer
 
 TASK = "pick_place"
 

@@ -9,10 +9,11 @@ import numpy as np
 import pytest
 import torch
 
-from cohirl.csil import METHODS, Learner, LearnerConfig, bc_pretrain, build_learner, build_method
+from cohirl.csil import Learner, LearnerConfig, bc_pretrain, build_learner
+from cohirl.methods import METHODS, build_method
 from cohirl.errors import CohirlError
 from cohirl.policies.compose import Composition
-from cohirl.training.replay import DemoEpisode, ReplayBuffer, demo_buffer
+from cohirl.csil.replay import DemoEpisode, ReplayBuffer, demo_buffer
 
 torch.set_num_threads(1)
 OBS, ACT = 5, 2

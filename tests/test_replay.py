@@ -7,7 +7,7 @@ import pytest
 
 from cohirl.errors import CohirlError
 from cohirl.policies.compose import Composition
-from cohirl.training.replay import DemoEpisode, ReplayBuffer, demo_buffer
+from cohirl.csil.replay import DemoEpisode, ReplayBuffer, demo_buffer
 
 GAMMA = 0.9
 

@@ -124,6 +124,8 @@ def test_unreachable_ray_address_is_one_clear_error(tmp_path: Path) -> None:
 
 def test_local_ray_instance_runs_independent_stages_side_by_side(tmp_path: Path) -> None:
     root = _project(tmp_path, PIPELINE)
+    # As in a fresh clone: a .dvc-tracked directory whose data was never pulled (no stage uses it).
+    (root / "raw.dvc").write_text("outs:\n- md5: c453d4fbbf760f883823524fd07614f9.dir\n  path: raw\n")
     pipeline = read_pipeline(root)
     assert pipeline.graph.upstream == {"left": set(), "right": set(), "join": {"left", "right"}}
     assert pipeline.stages["join"].deps == ["left.txt", "right.txt"]
@@ -137,7 +139,7 @@ def test_local_ray_instance_runs_independent_stages_side_by_side(tmp_path: Path)
     assert (root / "join.txt").read_text().count(" ") == 2
     lock = yaml.safe_load((root / "dvc.lock").read_text())
     assert set(lock["stages"]) == {"left", "right", "join"}
-    status = subprocess.run([DVC, "status"], cwd=root, capture_output=True, text=True, check=True)
+    status = subprocess.run([DVC, "status", "dvc.yaml"], cwd=root, capture_output=True, text=True, check=True)
     assert "up to date" in status.stdout
     rerun = subprocess.run([DVC, "repro"], cwd=root, capture_output=True, text=True, check=True)
     assert "Running stage" not in rerun.stdout

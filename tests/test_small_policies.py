@@ -10,7 +10,7 @@ import torch
 
 from cohirl.csil.losses import faithful_bc_loss
 from cohirl.errors import CohirlError
-from cohirl.policies.small import GaussianMLPPolicy, HetStatPolicy, ObsNormalizer, TanhNormal, triangle_wave
+from cohirl.csil.policy_heads import GaussianMLPPolicy, HetStatPolicy, ObsNormalizer, TanhNormal, triangle_wave
 
 torch.set_num_threads(1)
 

@@ -4,7 +4,7 @@ Holds the actor π_θ, the critic ensemble and its Polyak target, the reward's p
 and the frozen BC reference q₀ (paper.md step 6). CSIL builds it from the BC-pretrained policy
 (actor = q_φ = q₀ = copies of it); the sparse baseline from a fresh zero-mean residual actor.
 
-Batches are mappings of arrays/tensors with the keys of :mod:`cohirl.training.replay`
+Batches are mappings of arrays/tensors with the keys of :mod:`cohirl.csil.replay`
 (``obs, policy_action, base_action, action, reward, discount, terminated, next_obs,
 next_base_action``). Observations are raw: every network normalises with its own copy of the
 observation normaliser. All randomness inside ``update``/``act`` comes from two seeded
@@ -26,7 +26,7 @@ from cohirl.csil.config import LearnerConfig
 from cohirl.csil.networks import CriticEnsemble, make_critic, make_policy, polyak_update
 from cohirl.errors import CohirlError
 from cohirl.policies.compose import Composition
-from cohirl.policies.small import ObsNormalizer, SmallPolicy, TanhNormal
+from cohirl.csil.policy_heads import ObsNormalizer, SmallPolicy, TanhNormal
 
 Batch = Mapping[str, np.ndarray | torch.Tensor]
 BATCH_KEYS = ("obs", "policy_action", "base_action", "action", "reward", "discount", "terminated",
@@ -41,7 +41,7 @@ def to_tensors(batch: Batch, gamma: float, keys: tuple[str, ...] = BATCH_KEYS) -
     """float32 tensors for ``keys``; a missing ``discount`` means one-step transitions (γ)."""
     missing = [k for k in keys if k not in batch and k != "discount"]
     if missing:
-        raise CohirlError(f"Batch is missing {missing}; build it with cohirl.training.replay.ReplayBuffer.sample.")
+        raise CohirlError(f"Batch is missing {missing}; build it with cohirl.csil.replay.ReplayBuffer.sample.")
     out = {k: _as_float_tensor(batch[k]) for k in keys if k in batch}
     if "discount" in keys and "discount" not in out:
         out["discount"] = torch.full_like(out["reward"], gamma)

@@ -11,7 +11,7 @@ import math
 import torch
 
 from cohirl.errors import CohirlError
-from cohirl.policies.small import TanhNormal
+from cohirl.csil.policy_heads import TanhNormal
 
 Metrics = dict[str, float]
 

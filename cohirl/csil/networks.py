@@ -15,7 +15,7 @@ from torch.nn import functional as F
 
 from cohirl.csil.config import CRITIC_STYLES, LearnerConfig
 from cohirl.errors import CohirlError
-from cohirl.policies.small import GaussianMLPPolicy, HetStatPolicy, ObsNormalizer, SmallPolicy
+from cohirl.csil.policy_heads import GaussianMLPPolicy, HetStatPolicy, ObsNormalizer, SmallPolicy
 
 
 

@@ -12,9 +12,9 @@ from cohirl.csil.learner import Learner, to_tensors
 from cohirl.csil.networks import make_policy
 from cohirl.errors import CohirlError
 from cohirl.policies.compose import Composition
-from cohirl.policies.small import ObsNormalizer, SmallPolicy
+from cohirl.csil.policy_heads import ObsNormalizer, SmallPolicy
 from cohirl.progress import progress_bar
-from cohirl.training.replay import DEMO_EXTRAS, ReplayBuffer
+from cohirl.csil.replay import DEMO_EXTRAS, ReplayBuffer
 
 _SARSA_KEYS = ("obs", "policy_action", "base_action", "action", "reward", "discount", "terminated",
                "next_obs", "next_base_action", "next_action")
@@ -83,7 +83,7 @@ def pretrain_critic(
     """
     cfg = learner.cfg
     if set(DEMO_EXTRAS) - set(demos.extras):
-        raise CohirlError("pretrain_critic needs the demonstration buffer (cohirl.training.replay.demo_buffer).")
+        raise CohirlError("pretrain_critic needs the demonstration buffer (cohirl.csil.replay.demo_buffer).")
     rng = np.random.default_rng(seed)
     optimizer = torch.optim.Adam(learner.critic.parameters(), lr=cfg.critic_pretrain_lr)
     n_steps = cfg.critic_pretrain_steps if steps is None else steps

@@ -1,1 +1,1 @@
-"""Stage 5: figures and tables from committed result rows (and stage-1 diagnostics plots)."""
+"""Stage 5: figures and tables from committed result rows (rows only: no simulator here)."""

@@ -1,5 +1,1 @@
-"""Training utilities independent of simulators (replay buffers)."""
-
-from cohirl.training.replay import DemoEpisode, ReplayBuffer, demo_buffer
-
-__all__ = ["DemoEpisode", "ReplayBuffer", "demo_buffer"]
+"""The finetuning loop over a frozen base: the agent in the env, evaluation points, checkpoints, resume."""

@@ -21,7 +21,7 @@ from cohirl.envs.base import ENV_STATE_KEY, STATE_KEY, Obs
 from cohirl.errors import CohirlError
 from cohirl.policies.compose import Composition
 from cohirl.policies.interfaces import BaseStepper
-from cohirl.policies.small import SmallPolicy
+from cohirl.csil.policy_heads import SmallPolicy
 from cohirl.training.checkpoint import save_checkpoint
 
 

@@ -24,7 +24,7 @@ import pandas as pd
 
 from cohirl.csil.config import apply_preset
 from cohirl.csil.learner import Learner
-from cohirl.csil.methods import METHODS, build_method
+from cohirl.methods import METHODS, build_method
 from cohirl.csil.pretrain import build_learner
 from cohirl.demos.dataset import DemoArrays
 from cohirl.envs import ENV_STATE_KEY, STATE_KEY, make_task
@@ -37,7 +37,7 @@ from cohirl.policies.base import ChunkStepper, base_actions_for_episode
 from cohirl.policies.compose import clipped_fraction
 from cohirl.training.agent import PolicyInputs, save_actor_snapshot, snapshot_factory, stepper_phase
 from cohirl.training.checkpoint import CHECKPOINT_NAME, load_checkpoint, rng_state, restore_rng, save_checkpoint
-from cohirl.training.replay import DemoEpisode, ReplayBuffer, demo_buffer
+from cohirl.csil.replay import DemoEpisode, ReplayBuffer, demo_buffer
 
 TRAIN_SEED_OFFSET = 2_000_000_000  # training episodes never start from evaluation or demo states
 

@@ -1,4 +1,5 @@
-"""Diagnostic plots used by the notebooks (figures for the paper live in ``cohirl.report.figures``)."""
+"""Stage-1 diagnostic plots of demonstrations: end-effector paths and rendered expert frames (these
+launch the simulator; the paper's figures, drawn from result rows only, live in ``cohirl.report``)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""Named methods: each maps to a (LearnerConfig, Composition) pair.
+"""Named methods: each maps to a (LearnerConfig, Composition) pair (the registry above both agents:
+CSIL in ``cohirl.csil``, the sparse-reward baseline in ``cohirl.baselines``).
 
 CSIL variants use the coherent reward with the non-positive variant and termination on success
 (our reading of paper.md's "Sparse reward" bullet), KL-to-BC with β = 0.01, exact Gaussian KL,
@@ -15,6 +16,7 @@ from __future__ import annotations
 
 from typing import Any, Callable
 
+from cohirl.baselines.sparse_residual import sparse_residual_composition, sparse_residual_config
 from cohirl.csil.config import LearnerConfig
 from cohirl.errors import CohirlError
 from cohirl.policies.compose import Composition
@@ -31,9 +33,6 @@ _RESIDUAL = Composition(mode="residual")
 
 
 def _sparse_residual() -> tuple[LearnerConfig, Composition]:
-    # Imported here: cohirl.baselines imports cohirl.csil.config, which initialises this package.
-    from cohirl.baselines.sparse_residual import sparse_residual_composition, sparse_residual_config
-
     return sparse_residual_config(), sparse_residual_composition()
 
 

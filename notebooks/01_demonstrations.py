@@ -38,9 +38,9 @@ import pandas as pd
 
 from cohirl.config import from_dict, read_params, task_settings
 from cohirl.demos.pipeline import DemosConfig, load_or_make_demos
+from cohirl.demos.plots import eef_trajectory_plot, frame_strip
 from cohirl.envs import get_spec
 from cohirl.eval.stats import wilson_interval
-from cohirl.demos.plots import eef_trajectory_plot, frame_strip
 
 settings = task_settings(read_params(), "demos", task, profile)
 if n_demos is not None:

@@ -161,3 +161,14 @@ def test_failing_stage_names_itself_and_its_node_and_records_nothing(tmp_path: P
     assert not (root / "right.txt").exists() and not (root / "join.txt").exists()
     lock = yaml.safe_load((root / "dvc.lock").read_text())
     assert set(lock["stages"]) == {"left"}  # only the stage that succeeded is recorded
+
+
+def test_dvc_backend_runs_without_the_venv_on_path(tmp_path: Path) -> None:
+    # `.venv/bin/cohirl repro` with the venv not activated: dvc and the stages' tools come from the venv.
+    root = _project(tmp_path, {"stages": {"one": {"cmd": "dvc version > one.txt", "outs": ["one.txt"]}}})
+    bare = tool_env(PATH="/usr/bin:/bin")
+    cli = subprocess.run([sys.executable, "-m", "cohirl.cli", "repro", "--backend", "dvc"], cwd=root,
+                         capture_output=True, text=True, env=bare, timeout=300)
+    assert cli.returncode == 0, cli.stdout[-3000:] + cli.stderr[-3000:]
+    assert "DVC version" in (root / "one.txt").read_text()
+    assert set(yaml.safe_load((root / "dvc.lock").read_text())["stages"]) == {"one"}

@@ -59,9 +59,24 @@ def cmd_notebook(args: argparse.Namespace) -> None:
     print(f"executed {args.name} -> {out}")
 
 
+# Unknown names fail before any data is looked for (else the first error is a missing dataset).
+def _check_task(task: str) -> None:
+    from cohirl.envs import get_spec
+
+    get_spec(task)
+
+
+def _check_method(method: str) -> None:
+    from cohirl.methods import METHODS
+
+    if method not in METHODS:
+        raise CohirlError(f"unknown method {method!r}; known methods: {sorted(METHODS)}.")
+
+
 def cmd_demo_scaling(args: argparse.Namespace) -> None:
     from cohirl.stages import run_demo_scaling
 
+    _check_task(args.task)
     table = run_demo_scaling(args.task, args.work_dir or Path("data/demo_scaling") / args.task)
     print(table.to_string(index=False))
 
@@ -69,6 +84,8 @@ def cmd_demo_scaling(args: argparse.Namespace) -> None:
 def cmd_finetune(args: argparse.Namespace) -> None:
     from cohirl.stages import run_finetune_stage
 
+    _check_task(args.task)
+    _check_method(args.method)
     evals = run_finetune_stage(args.task, args.method, args.seed)
     print(evals[["env_steps", "success_rate", "ci_low", "ci_high"]].to_string(index=False))
 

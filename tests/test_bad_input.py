@@ -1,0 +1,133 @@
+"""Bad input through the CLI: one message naming the problem and the fix, exit 2, nothing half-written.
+
+Each case runs ``cohirl.cli.main`` in a scratch project (a copy of params.yaml on the smoke profile,
+no data), so the error must come before any stage writes its output.
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+import yaml
+
+from cohirl.cli import main
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture
+def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    shutil.copy(ROOT / "params.yaml", tmp_path / "params.yaml")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("COHIRL_PARAMS", raising=False)
+    assert main(["profile", "smoke"]) == 0
+    return tmp_path
+
+
+def _edit(project: Path, change: Callable[[dict], None]) -> None:
+    params = yaml.safe_load((project / "params.yaml").read_text())
+    change(params)
+    (project / "params.yaml").write_text(yaml.safe_dump(params))
+
+
+def _fails(argv: list[str], capsys: pytest.CaptureFixture[str], *needles: str) -> str:
+    capsys.readouterr()
+    assert main(argv) == 2, f"cohirl {' '.join(argv)} did not fail with exit 2"
+    err = capsys.readouterr().err
+    for needle in needles:
+        assert needle in err, f"{needle!r} not in the message: {err}"
+    assert err.count("cohirl: error:") == 1 and "Traceback" not in err
+    return err
+
+
+def _no_outputs(project: Path) -> None:
+    made = sorted(str(p.relative_to(project)) for p in project.rglob("*") if p.is_file() and p.name != "params.yaml")
+    assert not made, f"a failed command left files behind: {made}"
+
+
+def test_unknown_task(project: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    _fails(["finetune", "--task", "sqaure", "--method", "csil_residual"], capsys, "unknown task 'sqaure'",
+           "cohirl tasks")
+    _no_outputs(project)
+
+
+def test_unknown_method(project: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    _fails(["finetune", "--task", "pick_place", "--method", "csil_residul"], capsys, "csil_residul",
+           "csil_residual")
+    _no_outputs(project)
+
+
+def test_unknown_profile(project: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    _fails(["profile", "huge"], capsys, "unknown profile 'huge'", "quick")
+    assert yaml.safe_load((project / "params.yaml").read_text())["profile"] == "smoke"
+
+
+def test_params_that_are_not_yaml(project: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (project / "params.yaml").write_text("profile: smoke\nprofiles: {smoke: [\n")
+    _fails(["finetune", "--task", "pick_place", "--method", "csil_residual"], capsys, "params.yaml is not valid YAML")
+
+
+@pytest.mark.parametrize("key,value,needles", [
+    ("env_steps", "many", ("finetune", "env_steps", "expected int")),
+    ("env_stepz", 100, ("unknown keys ['env_stepz']",)),
+    ("env_steps", -5, ("env_steps", "-5")),
+], ids=["wrong-type", "unknown-key", "negative-budget"])
+def test_malformed_finetune_params(project: Path, capsys: pytest.CaptureFixture[str], key: str, value: object,
+                                   needles: tuple[str, ...]) -> None:
+    _edit(project, lambda p: p["profiles"]["smoke"]["finetune"].__setitem__(key, value))
+    _fails(["finetune", "--task", "pick_place", "--method", "csil_residual"], capsys, *needles)
+    _no_outputs(project)
+
+
+def test_missing_demonstrations(project: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    _fails(["finetune", "--task", "pick_place", "--method", "csil_residual"], capsys, "data/demos/pick_place",
+           "dvc repro")
+    _no_outputs(project)
+
+
+def test_missing_demonstrations_for_demo_scaling(project: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    _fails(["demo-scaling", "--task", "pick_place"], capsys, "data/demos/pick_place", "dvc repro")
+    _no_outputs(project)
+
+
+def _robomimic_file(path: Path, action_dim: int = 7, with_data: bool = True) -> Path:
+    """A robomimic low-dim layout: data/demo_i/{actions, rewards, dones, states, obs/*}."""
+    import h5py
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    with h5py.File(path, "w") as f:
+        if not with_data:
+            f.create_group("mask")
+            return path
+        for i in range(2):
+            g = f.create_group(f"data/demo_{i}")
+            g["actions"] = rng.uniform(-1, 1, (6, action_dim))
+            g["rewards"], g["dones"] = np.r_[np.zeros(5), 1.0], np.r_[np.zeros(5), 1]
+            g["states"] = rng.normal(size=(6, 30))
+            for key, dim in (("robot0_eef_pos", 3), ("robot0_eef_quat", 4), ("robot0_gripper_qpos", 2), ("object", 14)):
+                g[f"obs/{key}"] = rng.normal(size=(6, dim))
+    return path
+
+
+@pytest.mark.parametrize("make,extra,needles", [
+    (lambda p: p, [], ("no HDF5 file at", "data/raw")),
+    (lambda p: _robomimic_file(p, with_data=False), [], ("has no 'data' group", "['mask']")),
+    (lambda p: _robomimic_file(p, action_dim=5), [], ("actions are 5-d", "square expects 7-d")),
+    (lambda p: _robomimic_file(p), ["--state-keys", "robot0_joint_pos"], ("lacks ['robot0_joint_pos']",
+                                                                         "--state-keys")),
+], ids=["missing-file", "no-data-group", "wrong-action-size", "obs-keys-mismatch"])
+def test_bad_hdf5_import(project: Path, capsys: pytest.CaptureFixture[str], make: Callable[[Path], Path],
+                         extra: list[str], needles: tuple[str, ...]) -> None:
+    src = make(project / "in.hdf5")
+    _fails(["import-hdf5", str(src), "--task", "square", "--out", "data/demos/square", *extra], capsys, *needles)
+    assert not (project / "data").exists(), "a failed import left a dataset directory"
+
+
+def test_incomplete_demonstration_dataset(project: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (project / "data/demos/pick_place/meta").mkdir(parents=True)  # a crash before the dataset was finalized
+    _fails(["finetune", "--task", "pick_place", "--method", "csil_residual"], capsys, "incomplete",
+           "data/demos/pick_place", "--overwrite")

@@ -10,9 +10,7 @@ target profile's network sizes are (base preset, learner widths), and prices eve
 target profile (default: paper). The stage DAG is then list-scheduled (longest path first, one CPU
 per stage: what `cohirl repro` asks Ray for) on N CPUs.
 
-Assumptions, printed with the table: evaluation episodes run to the task horizon (an upper bound:
-successes end early); a task that was not in the measured run borrows the rates of a measured task
-of the same simulator; demonstrations are as long per horizon as the measured task's.
+Its assumptions (``ASSUMPTIONS`` below) are printed with the table.
 
     .venv/bin/python benchmarks/project_wall_time.py [--target paper] [--cpus 2 16 64 256]
 """
@@ -37,6 +35,12 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from base_policy import synthetic_dataset, time_inference  # noqa: E402
 from learner_speed import ms_per_update  # noqa: E402
+
+ASSUMPTIONS = """Assumptions: evaluation episodes run to the task horizon (an upper bound: successes end early);
+an evaluation's wall time x its worker processes is its CPU time (an upper bound on 2 shared cores);
+a task that was not in the measured run borrows the rates of a measured task of the same simulator;
+demonstrations are as long per horizon as the measured task's; one CPU per stage (what `cohirl repro`
+asks Ray for), the target's evaluation run on that CPU."""
 
 from cohirl import _runtime  # noqa: E402
 from cohirl.config import from_dict, read_params, task_settings  # noqa: E402
@@ -66,7 +70,7 @@ def _stage_seconds(summary: Path) -> dict[str, float]:
         return {row["stage"]: float(row["seconds"]) for row in csv.DictReader(handle) if row["status"] == "ran"}
 
 
-def _finetune_rates(task: str, seconds: dict[str, float], quick_update_s: float) -> dict[str, float]:
+def _finetune_rates(task: str, seconds: dict[str, float], quick_update_s: float, workers: int) -> dict[str, float]:
     shares: dict[str, list[float]] = {k: [] for k in ("pretrain", "eval", "env", "overhead")}
     for run_json in sorted(Path("results/runs", task).glob("*/*/run.json")):
         run = json.loads(run_json.read_text())
@@ -77,7 +81,7 @@ def _finetune_rates(task: str, seconds: dict[str, float], quick_update_s: float)
         budget, learner = SimpleNamespace(**run["finetune"]), SimpleNamespace(**lcfg)
         updates_per_step = total_updates(budget, learner) / t["train_env_steps"]
         shares["pretrain"].append(t["pretrain_s"] / (lcfg["bc_steps"] + lcfg["critic_pretrain_steps"]))
-        shares["eval"].append(t["eval_s"] / t["eval_env_steps"])
+        shares["eval"].append(t["eval_s"] * workers / t["eval_env_steps"])
         shares["env"].append(t["train_s"] / t["train_env_steps"] - updates_per_step * quick_update_s)
         shares["overhead"].append(seconds[stage] - t["pretrain_s"] - t["eval_s"] - t["train_s"])
     if not shares["eval"]:
@@ -85,12 +89,14 @@ def _finetune_rates(task: str, seconds: dict[str, float], quick_update_s: float)
     return {k: statistics.median(v) for k, v in shares.items()}
 
 
-def measured_rates(task: str, seconds: dict[str, float], quick_update_s: float) -> Rates:
+def measured_rates(task: str, seconds: dict[str, float], quick_update_s: float, workers: int) -> Rates:
+    """``workers``: the measured run's evaluation processes; evaluation wall time × workers is taken as
+    its CPU time (an upper bound: on 2 cores two stages' workers shared the cores)."""
     demos = json.loads(Path("results/demos", f"{task}.json").read_text())
     base_meta = json.loads(Path("data/base", task, "cohirl_base.json").read_text())["metrics"]
     base_rows = pd.read_csv(Path("results/base", f"{task}.csv"))
-    base_eval_s = seconds[f"base@{task}"] - base_meta["train_seconds"]
-    ft = _finetune_rates(task, seconds, quick_update_s)
+    base_eval_s = (seconds[f"base@{task}"] - base_meta["train_seconds"]) * workers
+    ft = _finetune_rates(task, seconds, quick_update_s, workers)
     return Rates(demo_frame=seconds[f"demos@{task}"] / demos["frames"],  # failed expert attempts included
                  base_train_step=1.0 / base_meta["steps_per_second"],
                  base_eval_step=base_eval_s / base_rows.length.sum(), ft_pretrain_step=ft["pretrain"],
@@ -130,7 +136,7 @@ def size_costs(target_preset: str, base_steps: int) -> dict[str, float]:
 
 
 # -- pricing the target profile's stages ------------------------------------------------------
-def _settings(params: dict[str, Any], cls: type, stage: str, task: str, profile: str) -> Any:
+def _settings(params: dict[str, Any], cls: type, stage: str, task: str, profile: str | None) -> Any:
     return from_dict(cls, task_settings(params, stage, task, profile), stage)
 
 
@@ -229,7 +235,8 @@ def main() -> None:
     seconds = _stage_seconds(Path("logs/repro/summary.csv"))
     target_cfg = params["profiles"][args.target]
     size = size_costs(target_cfg["base"].get("preset", "small"), args.base_steps)
-    measured = {t: measured_rates(t, seconds, size["quick_update_s"]) for t in params["tasks"]}
+    measured = {t: measured_rates(t, seconds, size["quick_update_s"], _settings(params, EvalConfig, "eval", t, None).workers)
+                for t in params["tasks"]}
     _print_rates(measured, size, seconds, args)
     costs = {}
     for task in target_cfg["tasks"]:
@@ -240,6 +247,7 @@ def main() -> None:
     total = sum(c for c, _ in dag.values())
     print(f"\n{args.target}: {len(dag)} stages, {total / 3600:.0f} CPU-hours; critical path "
           f"{list_schedule(dag, 10**6) / 3600:.1f} h")
+    print(ASSUMPTIONS)
     print(f"| CPUs | nodes of {args.cpus_per_node} | projected wall time |\n|---|---|---|")
     for cpus in args.cpus:
         print(f"| {cpus} | {max(1, cpus // args.cpus_per_node)} | {list_schedule(dag, cpus) / 3600:.1f} h |")

@@ -131,3 +131,22 @@ def test_incomplete_demonstration_dataset(project: Path, capsys: pytest.CaptureF
     (project / "data/demos/pick_place/meta").mkdir(parents=True)  # a crash before the dataset was finalized
     _fails(["finetune", "--task", "pick_place", "--method", "csil_residual"], capsys, "incomplete",
            "data/demos/pick_place", "--overwrite")
+
+
+def test_missing_dataset_root_is_local_even_without_hf_hub_offline(project: Path, capsys: pytest.CaptureFixture[str],
+                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    import os
+    import socket
+
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    monkeypatch.delenv("HF_DATASETS_OFFLINE", raising=False)
+    attempts: list[object] = []
+
+    def no_network(self: socket.socket, address: object) -> None:
+        attempts.append(address)
+        raise OSError("network blocked by the test")
+
+    monkeypatch.setattr(socket.socket, "connect", no_network)
+    _fails(["finetune", "--task", "pick_place", "--method", "csil_residual"], capsys, "no dataset at data/demos/pick_place")
+    assert os.environ["HF_HUB_OFFLINE"] == "1", "the CLI entry point must switch the Hub off itself"
+    assert not attempts, f"a missing local dataset reached for the network: {attempts}"

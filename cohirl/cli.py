@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 from typing import Callable
@@ -25,6 +26,16 @@ def cmd_tasks(args: argparse.Namespace) -> None:
               f"{s.env_state_dim:>9}  {paper}")
 
 
+def _check_writable(out: Path) -> None:
+    """Fail before the work, not after it: ``out``'s nearest existing parent must be a writable directory."""
+    parent = out.parent
+    while not parent.exists() and parent != parent.parent:
+        parent = parent.parent
+    if not parent.is_dir() or not os.access(parent, os.W_OK):
+        raise CohirlError(f"cannot write {out}: {parent} is not a writable directory. Pass --out under a "
+                          "directory you can write to.")
+
+
 def cmd_demos(args: argparse.Namespace) -> None:
     from cohirl.demos.pipeline import make_demos
 
@@ -32,6 +43,7 @@ def cmd_demos(args: argparse.Namespace) -> None:
 
     noise = NoiseConfig(pos_sigma=args.noise_pos, rot_sigma=args.noise_rot, hold_prob=args.hold_prob)
     out = args.out or Path("data/demos") / args.task
+    _check_writable(out)
     report = make_demos(args.task, args.n, args.seed, noise, out, overwrite=args.overwrite)
     print(f"wrote {args.n} demos to {out}; expert success {report.successes}/{report.attempts}")
 
@@ -40,6 +52,7 @@ def cmd_import_hdf5(args: argparse.Namespace) -> None:
     from cohirl.demos.hdf5_import import import_hdf5
     from cohirl.envs import get_spec
 
+    _check_writable(args.out)
     out = import_hdf5(args.path, args.out, get_spec(args.task), tuple(args.state_keys),
                       tuple(args.env_state_keys), overwrite=args.overwrite)
     print(f"imported {args.path} -> {out}")
@@ -162,6 +175,11 @@ def main(argv: list[str] | None = None) -> int:
         args.fn(args)
     except CohirlError as exc:
         print(f"cohirl: error: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:  # a write or read the checks above could not foresee (disk full, permissions)
+        where = f" {exc.filename}" if exc.filename else ""
+        print(f"cohirl: error: could not access{where}: {exc.strerror or exc}. Check the path, its "
+              "permissions and the free disk space, then rerun.", file=sys.stderr)
         return 2
     return 0
 

@@ -150,3 +150,26 @@ def test_missing_dataset_root_is_local_even_without_hf_hub_offline(project: Path
     _fails(["finetune", "--task", "pick_place", "--method", "csil_residual"], capsys, "no dataset at data/demos/pick_place")
     assert os.environ["HF_HUB_OFFLINE"] == "1", "the CLI entry point must switch the Hub off itself"
     assert not attempts, f"a missing local dataset reached for the network: {attempts}"
+
+
+@pytest.mark.parametrize("command", [["demos", "--task", "pick_place", "--n", "1"],
+                                     ["import-hdf5", "in.hdf5", "--task", "square"]], ids=["demos", "import-hdf5"])
+def test_an_output_location_that_cannot_be_written(project: Path, capsys: pytest.CaptureFixture[str],
+                                                    command: list[str]) -> None:
+    # (Tests run as root here, so a read-only mode would not stop a write: a file in the way does.)
+    _robomimic_file(project / "in.hdf5")
+    (project / "results").write_text("a file where a directory is needed\n")
+    _fails([*command, "--out", "results/demos"], capsys, "cannot write results/demos", "not a writable directory",
+           "--out")
+    assert (project / "results").read_text().startswith("a file")
+
+
+def test_a_write_error_during_a_command_is_one_message(project: Path, capsys: pytest.CaptureFixture[str],
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    import cohirl.config
+
+    def disk_full(*_: object) -> None:
+        raise OSError(28, "No space left on device", "params.yaml")
+
+    monkeypatch.setattr(cohirl.config, "set_profile", disk_full)
+    _fails(["profile", "quick"], capsys, "could not access params.yaml", "No space left on device", "free disk space")

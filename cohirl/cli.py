@@ -80,10 +80,9 @@ def _check_task(task: str) -> None:
 
 
 def _check_method(method: str) -> None:
-    from cohirl.methods import METHODS
+    from cohirl.methods import build_method
 
-    if method not in METHODS:
-        raise CohirlError(f"unknown method {method!r}; known methods: {sorted(METHODS)}.")
+    build_method(method)
 
 
 def cmd_demo_scaling(args: argparse.Namespace) -> None:

@@ -175,10 +175,16 @@ def _prepare(job: StageJob, work: Path, code: bytes, data: bytes, resume: bytes)
     return attempt
 
 
+def venv_first(path: str) -> str:
+    """``PATH`` with this interpreter's venv first: ``dvc`` and the stages' ``cohirl`` come from it."""
+    bin_dir = os.path.dirname(sys.executable)
+    return path if path.split(os.pathsep)[0] == bin_dir else os.pathsep.join([bin_dir, *filter(None, [path])])
+
+
 def _stage_env(work: Path) -> dict[str, str]:
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join([str(work), *filter(None, [env.get("PYTHONPATH")])])
-    env["PATH"] = os.pathsep.join([os.path.dirname(sys.executable), env.get("PATH", "")])
+    env["PATH"] = venv_first(env.get("PATH", ""))
     env["COHIRL_PROGRESS_FILE"] = str(work / PROGRESS_FILE)
     env.update(HF_HUB_OFFLINE="1", HF_DATASETS_OFFLINE="1", WANDB_MODE="disabled", DVC_NO_ANALYTICS="1")
     return env

@@ -453,7 +453,7 @@ def install_outputs(root: Path, outputs: bytes, outs: Sequence[str]) -> None:
 def repro(targets: Sequence[str] = (), jobs: int | None = None, force: bool = False, root: Path = Path("."),
           backend: str = "ray", dvc: str = "dvc", cpus_per_stage: float = 1.0) -> None:
     """Reproduce the pipeline (or ``targets`` and their upstream) on ``backend``."""
-    _venv_first_on_path()
+    os.environ["PATH"] = ray_stage.venv_first(os.environ.get("PATH", ""))  # the venv, activated or not
     if backend not in BACKENDS:
         raise CohirlError(f"unknown backend {backend!r}; choose one of {BACKENDS}.")
     if jobs is not None and jobs < 1:
@@ -480,13 +480,6 @@ def repro(targets: Sequence[str] = (), jobs: int | None = None, force: bool = Fa
         raise CohirlError(f"stage(s) {runner.failed} failed (logs above and in {LOG_DIR}/); fix the cause and "
                           "rerun: finished stages are recorded and skipped.")
     _final_check(targets, root, dvc)
-
-
-def _venv_first_on_path() -> None:
-    """``dvc`` and the stages' ``cohirl`` commands come from this interpreter's venv, activated or not."""
-    bin_dir = os.path.dirname(sys.executable)
-    if os.environ.get("PATH", "").split(os.pathsep)[0] != bin_dir:
-        os.environ["PATH"] = os.pathsep.join([bin_dir, *filter(None, [os.environ.get("PATH")])])
 
 
 def _dvc_repro(targets: Sequence[str], force: bool, root: Path, dvc: str) -> None:

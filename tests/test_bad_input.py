@@ -16,6 +16,7 @@ import yaml
 from cohirl.cli import main
 
 ROOT = Path(__file__).resolve().parents[1]
+FINETUNE = ["finetune", "--task", "pick_place", "--method", "csil_residual"]
 
 
 @pytest.fixture
@@ -67,7 +68,7 @@ def test_unknown_profile(project: Path, capsys: pytest.CaptureFixture[str]) -> N
 
 def test_params_that_are_not_yaml(project: Path, capsys: pytest.CaptureFixture[str]) -> None:
     (project / "params.yaml").write_text("profile: smoke\nprofiles: {smoke: [\n")
-    _fails(["finetune", "--task", "pick_place", "--method", "csil_residual"], capsys, "params.yaml is not valid YAML")
+    _fails(FINETUNE, capsys, "params.yaml is not valid YAML")
 
 
 @pytest.mark.parametrize("key,value,needles", [
@@ -78,12 +79,12 @@ def test_params_that_are_not_yaml(project: Path, capsys: pytest.CaptureFixture[s
 def test_malformed_finetune_params(project: Path, capsys: pytest.CaptureFixture[str], key: str, value: object,
                                    needles: tuple[str, ...]) -> None:
     _edit(project, lambda p: p["profiles"]["smoke"]["finetune"].__setitem__(key, value))
-    _fails(["finetune", "--task", "pick_place", "--method", "csil_residual"], capsys, *needles)
+    _fails(FINETUNE, capsys, *needles)
     _no_outputs(project)
 
 
 def test_missing_demonstrations(project: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    _fails(["finetune", "--task", "pick_place", "--method", "csil_residual"], capsys, "data/demos/pick_place",
+    _fails(FINETUNE, capsys, "data/demos/pick_place",
            "dvc repro")
     _no_outputs(project)
 
@@ -129,7 +130,7 @@ def test_bad_hdf5_import(project: Path, capsys: pytest.CaptureFixture[str], make
 
 def test_incomplete_demonstration_dataset(project: Path, capsys: pytest.CaptureFixture[str]) -> None:
     (project / "data/demos/pick_place/meta").mkdir(parents=True)  # a crash before the dataset was finalized
-    _fails(["finetune", "--task", "pick_place", "--method", "csil_residual"], capsys, "incomplete",
+    _fails(FINETUNE, capsys, "incomplete",
            "data/demos/pick_place", "--overwrite")
 
 
@@ -147,7 +148,7 @@ def test_missing_dataset_root_is_local_even_without_hf_hub_offline(project: Path
         raise OSError("network blocked by the test")
 
     monkeypatch.setattr(socket.socket, "connect", no_network)
-    _fails(["finetune", "--task", "pick_place", "--method", "csil_residual"], capsys, "no dataset at data/demos/pick_place")
+    _fails(FINETUNE, capsys, "no dataset at data/demos/pick_place")
     assert os.environ["HF_HUB_OFFLINE"] == "1", "the CLI entry point must switch the Hub off itself"
     assert not attempts, f"a missing local dataset reached for the network: {attempts}"
 

@@ -25,19 +25,11 @@ from pathlib import Path
 
 import pytest
 import yaml
+from cohirl_imports import ROOT, WHOLE, import_targets, module_file
 
-ROOT = Path(__file__).resolve().parents[1]
 NOT_REQUIRED = {"cohirl/cli.py", "cohirl/notebooks.py", "cohirl/__init__.py"}
 SECTION_READERS = {"stage_config": 1, "task_settings": 1}  # function -> index of its section argument
-WHOLE, IMPORT = "*", ""  # symbol markers: everything in a module / only its module-level code
-
-
-def _module_file(module: str) -> Path | None:
-    path = ROOT / module.replace(".", "/")
-    for candidate in (path.with_suffix(".py"), path / "__init__.py"):
-        if candidate.is_file():
-            return candidate
-    return None
+IMPORT = ""  # symbol marker: only a module's module-level code (WHOLE: everything in it)
 
 
 @dataclass
@@ -49,32 +41,9 @@ class Module:
     bindings: dict[str, tuple[str, str]] = field(default_factory=dict)  # local name -> (module, symbol)
 
 
-def _resolve(node: ast.ImportFrom, current: str, is_pkg: bool) -> str:
-    if not node.level:
-        return node.module or ""
-    parts = current.split(".")[: len(current.split(".")) - node.level + (1 if is_pkg else 0)]
-    return ".".join(parts + ([node.module] if node.module else []))
-
-
-def _import_targets(node: ast.stmt, current: str, is_pkg: bool) -> dict[str, tuple[str, str]]:
-    """Local name -> (module, symbol) for an import statement's ``cohirl`` names."""
-    out: dict[str, tuple[str, str]] = {}
-    if isinstance(node, ast.Import):
-        for a in node.names:
-            if a.name.split(".")[0] == "cohirl":
-                out[a.asname or a.name.split(".")[0]] = (a.name, WHOLE)
-    elif isinstance(node, ast.ImportFrom):
-        base = _resolve(node, current, is_pkg)
-        if base.split(".")[0] == "cohirl":
-            for a in node.names:
-                sub = f"{base}.{a.name}"
-                out[a.asname or a.name] = (sub, WHOLE) if _module_file(sub) else (base, a.name)
-    return out
-
-
 @cache
 def load_module(name: str) -> Module | None:
-    path = _module_file(name)
+    path = module_file(name)
     if path is None:
         return None
     return _index(name, path, ast.parse(path.read_text()))
@@ -90,7 +59,7 @@ def _index(name: str, path: Path, tree: ast.Module) -> Module:
             mod.defs[stmt.name] = stmt
             continue
         mod.top.append(stmt)
-        mod.bindings.update(_import_targets(stmt, name, is_pkg))
+        mod.bindings.update(import_targets(stmt, name, is_pkg))
         if isinstance(stmt, (ast.Assign, ast.AnnAssign)):
             targets = stmt.targets if isinstance(stmt, ast.Assign) else [stmt.target]
             mod.defs.update({t.id: stmt for t in targets if isinstance(t, ast.Name)})
@@ -136,7 +105,7 @@ class Closure:
         is_pkg = mod.file.name == "__init__.py"
         for sub in ast.walk(node):
             if isinstance(sub, (ast.Import, ast.ImportFrom)):  # on import: binds; a name counts where used
-                for module, symbol in _import_targets(sub, mod.name, is_pkg).values():
+                for module, symbol in import_targets(sub, mod.name, is_pkg).values():
                     self.add(module, symbol if strings else IMPORT)
             elif isinstance(sub, ast.Name) and sub.id in mod.defs:
                 if strings or not isinstance(mod.defs[sub.id], (ast.Assign, ast.AnnAssign)):
@@ -144,7 +113,7 @@ class Closure:
             elif isinstance(sub, ast.Name) and sub.id in mod.bindings:
                 self.add(*mod.bindings[sub.id])
             elif strings and isinstance(sub, ast.Constant) and isinstance(sub.value, str) and sub.value.startswith("cohirl."):
-                if _module_file(sub.value):
+                if module_file(sub.value):
                     self.add(sub.value, WHOLE)
             elif isinstance(sub, ast.Call):
                 self._section(sub)

@@ -13,8 +13,8 @@ import ast
 from pathlib import Path
 
 import pytest
+from cohirl_imports import ROOT, import_targets
 
-ROOT = Path(__file__).resolve().parents[1]
 LAYERS = (
     ("cohirl", "cohirl._runtime", "cohirl.errors", "cohirl.progress", "cohirl.config", "cohirl.io"),
     ("cohirl.envs",),
@@ -48,19 +48,8 @@ def module_name(path: Path) -> str:
 def cohirl_imports(path: Path) -> list[tuple[int, str]]:
     """(line, module) of every ``cohirl`` import in ``path``, wherever it sits."""
     current, is_pkg = module_name(path), path.name == "__init__.py"
-    found = []
-    for node in ast.walk(ast.parse(path.read_text())):
-        if isinstance(node, ast.Import):
-            found += [(node.lineno, a.name) for a in node.names if a.name.split(".")[0] == "cohirl"]
-        elif isinstance(node, ast.ImportFrom):
-            base = node.module or ""
-            if node.level:
-                keep = len(current.split(".")) - node.level + (1 if is_pkg else 0)
-                base = ".".join(current.split(".")[:keep] + ([node.module] if node.module else []))
-            if base.split(".")[0] == "cohirl":
-                found += [(node.lineno, f"{base}.{a.name}" if (ROOT / base.replace(".", "/") / f"{a.name}.py").exists()
-                           or (ROOT / base.replace(".", "/") / a.name).is_dir() else base) for a in node.names]
-    return found
+    return [(node.lineno, module) for node in ast.walk(ast.parse(path.read_text()))
+            for module, _ in import_targets(node, current, is_pkg).values()]
 
 
 SOURCES = sorted((ROOT / "cohirl").rglob("*.py"))

@@ -50,6 +50,15 @@ ax.set(xlabel="env steps", ylabel="success rate (95% Wilson)", ylim=(-0.02, 1.02
 ax.legend(fontsize=8)
 
 # %%
+# %% [markdown]
+# Has the critic settled? Its value vs the Monte-Carlo return it should predict under the learned
+# reward, at the demo states and at the evaluation episodes' first states (NaN for the sparse reward).
+
+# %%
+calibration = [c for c in ("q_demo", "mc_demo", "q_eval_init", "mc_return_eval", "critic_settled") if c in evals]
+evals[["env_steps", *calibration]]
+
+# %%
 log = pd.read_csv(run_dir / "train_log.csv")
 cols = [c for c in ("critic_loss", "actor_loss", "reward_loss", "q_mean") if c in log.columns]
 if cols:

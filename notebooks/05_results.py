@@ -102,7 +102,17 @@ if not curves:
 final
 
 # %% [markdown]
-# ## 6. The paper's claims, checked on our suite
+# ## 6. Has the critic settled? Its value vs the Monte-Carlo return it should predict
+# Solid: the critic; dashed: the discounted return under the learned reward, at the demo states and
+# at the evaluation episodes' first states. A critic far from its return is still moving its TD
+# targets (README: "Stability over long budgets").
+
+# %%
+figures.save_figure(figures.critic_calibration(evals, [m for m in methods if m.startswith("csil")]), out_f,
+                    "critic_calibration")
+
+# %% [markdown]
+# ## 7. The paper's claims, checked on our suite
 
 # %%
 claim_rows = pd.concat([tables.claims(evals, base, m) for m in methods if m.startswith("csil")])

@@ -254,3 +254,77 @@ def test_every_profile_gives_the_sparse_baseline_an_actor_phase(profile: str) ->
                                   cfg.composition_overrides("sparse_residual"))
     total = total_updates(cfg, learner_cfg)
     assert 0 < learner_cfg.critic_only_updates < total, (profile, learner_cfg.critic_only_updates, total)
+
+
+def test_discounted_returns_restart_at_episode_ends() -> None:
+    from cohirl.csil.diagnostics import discounted_returns
+
+    reward = np.array([1.0, 1.0, 1.0, 2.0, 2.0])
+    end = np.array([False, False, True, False, True])
+    np.testing.assert_allclose(discounted_returns(reward, end, 0.5), [1.75, 1.5, 1.0, 3.0, 2.0])
+
+
+def test_an_under_pretrained_critic_is_flagged_and_a_settled_one_is_not(
+    tmp_path: Path, demos: DemoArrays, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The demo value check: Q at the demo states vs their return under the learned reward.
+
+    Two critic-pretraining steps leave Q near its initial ≈ 0 while the non-positive reward's demo
+    returns are of order −R_max·T: flagged. A critic set to the returns' level is settled.
+    """
+    from cohirl.csil.diagnostics import demo_value_check
+
+    runner = make_runner("csil_residual", tmp_path / "under", demos,
+                         CFG.__class__(**{**CFG.__dict__, "critic_pretrain_steps": 2, "env_steps": 60}))
+    runner.run()
+    pre = runner.state.pretrain_metrics
+    assert pre["pretrain_critic_settled"] == 0.0
+    assert pre["pretrain_mc_demo"] < -20.0 and abs(pre["pretrain_q_demo"]) < abs(pre["pretrain_mc_demo"]) / 4
+    assert "the critic has not settled after 2 pretraining steps" in capsys.readouterr().out
+    run_json = pd.read_json(tmp_path / "under" / "run.json", typ="series")
+    assert run_json["pretrain"]["pretrain_critic_settled"] == 0.0
+    evals = pd.read_csv(tmp_path / "under" / "evals.csv")
+    assert {"q_demo", "mc_demo", "critic_rel_error", "critic_settled", "q_eval_init", "mc_return_eval"} <= set(evals.columns)
+    assert np.isfinite(evals.q_demo).all() and (evals.mc_demo < 0).all()
+    # Evaluation episodes: the critic's Q(s0, a0) and the episode's return under the learned reward.
+    episodes = pd.read_csv(tmp_path / "under" / "episodes.csv")
+    assert np.isfinite(episodes.q_init).all() and (episodes.learned_return < 0).all()
+    np.testing.assert_allclose(evals.mc_return_eval, episodes.groupby("env_steps").learned_return.mean().to_numpy())
+
+    # Shift the last layer's bias of every head by the gap: the mean value now matches the returns.
+    learner = runner.learner
+    assert learner is not None
+    check = demo_value_check(learner, runner.demos)
+    with torch.no_grad():
+        learner.critic.net[-1].bias.add_(-check["critic_gap"])
+    settled = demo_value_check(learner, runner.demos)
+    assert settled["critic_settled"] == 1.0 and abs(settled["critic_gap"]) < 1e-3 * abs(settled["mc_demo"])
+
+
+def test_value_probe_reports_the_critic_at_the_first_state_and_the_learned_return(
+    tmp_path: Path, demos: DemoArrays
+) -> None:
+    from cohirl.eval.rollout import run_episode
+    from cohirl.training.agent import ValueProbe
+
+    runner = make_runner("csil_residual", tmp_path / "run", demos)
+    runner.setup()
+    assert runner.learner is not None
+    policy = snapshot_factory(LinearBaseFactory(), save_actor_snapshot(runner.learner, tmp_path / "p.pt",
+                                                                     runner.inputs, value_probe=True))()
+    assert policy.probe is not None
+    seen: list[tuple[torch.Tensor, ...]] = []
+    observe = policy.probe.observe
+    policy.probe.observe = lambda *args: (seen.append(args), observe(*args))[1]  # type: ignore[method-assign]
+    row = run_episode(make_task(TASK), policy, init_seed=3, horizon=25)
+    assert row["length"] == len(seen) == 25
+    learner, gamma = policy.probe.learner, runner.learner_cfg.gamma
+    expected = sum(gamma**t * float(learner.coherent_reward(x, u.clamp(-1 + 1e-6, 1 - 1e-6), b)[0].detach())
+                   for t, (x, u, b, _) in enumerate(seen))
+    x0, _, _, a0 = seen[0]
+    assert row["learned_return"] == pytest.approx(expected, rel=1e-6)
+    assert row["q_init"] == pytest.approx(float(runner.learner.critic(x0, a0).min(0).values[0]), rel=1e-6)
+    # Without the probe (sparse methods, or value_probe=False) the row has no extra columns.
+    plain = snapshot_factory(LinearBaseFactory(), save_actor_snapshot(runner.learner, tmp_path / "q.pt", runner.inputs))()
+    assert set(run_episode(make_task(TASK), plain, init_seed=3, horizon=5)) == {"init_seed", "success", "length", "return"}
+    assert isinstance(policy.probe, ValueProbe)

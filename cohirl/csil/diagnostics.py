@@ -4,6 +4,8 @@
 - ``reward_far_from_data``: max_u |r(s + shift, u)| for growing state shifts — HetStat reverts to ≈ 0
   (the prior), an ordinary MLP head does not.
 - ``action_gradient_norms``: ‖∇ₐQ‖ at demonstrated vs random actions after critic pretraining.
+- ``demo_value_check``: the critic at the demo states vs the demos' Monte-Carlo return under the
+  current reward — has critic pretraining reached its fixed point (paper.md step 5)?
 """
 
 from __future__ import annotations
@@ -14,7 +16,9 @@ import numpy as np
 import pandas as pd
 import torch
 
+from cohirl.csil import losses
 from cohirl.csil.learner import Learner, to_tensors
+from cohirl.csil.replay import FIELDS, ReplayBuffer
 
 Batch = dict[str, np.ndarray]
 
@@ -68,3 +72,50 @@ def action_gradient_norms(learner: Learner, batch: Batch, seed: int = 0) -> dict
         (grad,) = torch.autograd.grad(q, a)
         out[name] = float(grad.norm(dim=-1).median())
     return out
+
+
+# A critic whose mean value at the demo states is off the demos' Monte-Carlo return by more than this
+# share of the return's size has not settled (its TD targets will keep moving online).
+SETTLED_TOLERANCE = 0.25
+
+
+def discounted_returns(reward: np.ndarray, episode_end: np.ndarray, gamma: float) -> np.ndarray:
+    """G_t = r_t + γ(1 − end_t)·G_{t+1} over consecutive episodes stored in order (end_t marks a last step)."""
+    if reward.shape != episode_end.shape or reward.ndim != 1:
+        raise ValueError(f"reward {reward.shape} and episode_end {episode_end.shape} must be equal 1-d shapes.")
+    out = np.zeros(len(reward), dtype=np.float64)
+    running = 0.0
+    for t in range(len(reward) - 1, -1, -1):
+        running = float(reward[t]) + (0.0 if episode_end[t] else gamma * running)
+        out[t] = running
+    return out
+
+
+@torch.no_grad()
+def demo_value_check_inputs(learner: Learner, demos: ReplayBuffer) -> tuple[np.ndarray, np.ndarray]:
+    """(reward the critic regresses on now, episode-end flags) for every stored demo step, in order."""
+    batch = {name: demos.field(name) for name in FIELDS}
+    reward = learner.reward(batch).numpy().astype(np.float64)
+    ended = (batch["terminated"] > 0.5) | (batch["truncated"] > 0.5)
+    ended[-1] = True
+    return reward, ended
+
+
+@torch.no_grad()
+def demo_value_check(learner: Learner, demos: ReplayBuffer, tolerance: float = SETTLED_TOLERANCE) -> dict[str, float]:
+    """Critic (min over heads) at every demo (s, a_executed) vs the demos' discounted return under
+    the reward the critic regresses on now (learned reward with the current q_φ; sparse for the baseline).
+
+    The SARSA fixed point of critic pretraining is Q(s, a_demo) = that return; ``critic_rel_error``
+    is RMS(Q − G)/mean|G|, and ``critic_settled`` is 1.0 when the mean gap is within ``tolerance``·mean|G|.
+    Demo episodes that were truncated lack their tail, which biases G for them only (demos are successes).
+    """
+    reward, ended = demo_value_check_inputs(learner, demos)
+    returns = discounted_returns(reward, ended, learner.cfg.gamma)
+    b = to_tensors({name: demos.field(name) for name in FIELDS}, learner.cfg.gamma)
+    q = losses.reduce_heads(learner.critic(b["obs"], b["action"]), "min").numpy().astype(np.float64)
+    scale = max(float(np.abs(returns).mean()), 1e-6)
+    gap = float((q - returns).mean())
+    return {"q_demo": float(q.mean()), "mc_demo": float(returns.mean()), "critic_gap": gap,
+            "critic_rel_error": float(np.sqrt(np.mean(np.square(q - returns))) / scale),
+            "critic_settled": float(abs(gap) <= tolerance * scale)}

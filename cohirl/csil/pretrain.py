@@ -8,6 +8,7 @@ import torch
 
 from cohirl.csil import losses
 from cohirl.csil.config import LearnerConfig
+from cohirl.csil.diagnostics import demo_value_check_inputs, discounted_returns
 from cohirl.csil.learner import Learner, to_tensors
 from cohirl.csil.networks import make_policy
 from cohirl.errors import CohirlError
@@ -75,11 +76,13 @@ def pretrain_critic(
     progress: bool = False,
     steps: int | None = None,
 ) -> dict[str, float]:
-    """SARSA evaluation of the demonstrations with the learner's reward (step 5).
+    """Policy evaluation of the demonstrations with the learner's reward (step 5).
 
-    y = r(s, u) + γ(1 - done)·min_i Q̄_i(s', a'_demo) (clipped at R_max/(1-γ)), plus the penalty
-    √E‖∇ₐQ‖² at the demonstrated actions; Adam ``cfg.critic_pretrain_lr``, Polyak τ. At the end
-    the target critic is set equal to the critic (as CSIL does).
+    ``cfg.critic_pretrain_target`` "sarsa": y = r(s, u) + γ(1 - done)·min_i Q̄_i(s', a'_demo) (clipped
+    at the value clip); "mc": y = the demos' discounted return under the reward at the start of
+    pretraining (the SARSA fixed point on the recorded trajectories). Plus the penalty √E‖∇ₐQ‖² at
+    the demonstrated actions; Adam ``cfg.critic_pretrain_lr``, Polyak τ. At the end the target
+    critic is set equal to the critic (as CSIL does).
     """
     cfg = learner.cfg
     if set(DEMO_EXTRAS) - set(demos.extras):
@@ -87,17 +90,26 @@ def pretrain_critic(
     rng = np.random.default_rng(seed)
     optimizer = torch.optim.Adam(learner.critic.parameters(), lr=cfg.critic_pretrain_lr)
     n_steps = cfg.critic_pretrain_steps if steps is None else steps
+    returns = demo_returns(learner, demos) if cfg.critic_pretrain_target == "mc" else None
     history: list[dict[str, float]] = []
     bar = progress_bar(total=n_steps, desc="critic pretraining", disable=not progress)
     for _ in range(n_steps):
-        b = to_tensors(demos.sample(cfg.critic_pretrain_batch_size, rng), cfg.gamma, _SARSA_KEYS)
-        target = sarsa_target(learner, b)
+        index = rng.integers(0, len(demos), size=cfg.critic_pretrain_batch_size)
+        b = to_tensors(demos.gather(index), cfg.gamma, _SARSA_KEYS)
+        target = sarsa_target(learner, b) if returns is None else returns[torch.as_tensor(index)]
         metrics = learner.critic_step(b, target, len(target), optimizer, name="critic_pretrain")
         history = [*history[-99:], metrics]
         bar.update(1)
     bar.close()
     learner.critic_target.load_state_dict(learner.critic.state_dict())
     return {k: float(np.mean([h[k] for h in history])) for k in history[0]} if history else {}
+
+
+def demo_returns(learner: Learner, demos: ReplayBuffer) -> torch.Tensor:
+    """Discounted return of every demo step under the learner's current reward, clipped like values."""
+    reward, ended = demo_value_check_inputs(learner, demos)
+    returns = discounted_returns(reward, ended, learner.cfg.gamma)
+    return torch.as_tensor(np.minimum(returns, learner.cfg.value_clip()), dtype=torch.float32)
 
 
 @torch.no_grad()

@@ -57,7 +57,8 @@ def run_episode(
 ) -> dict[str, Any]:
     """One episode from ``task.reset(init_seed)``; stops on success, at the task horizon or at ``horizon``.
 
-    Returns ``{"init_seed", "success", "length", "return"}`` (the return is the sum of sparse rewards).
+    Returns ``{"init_seed", "success", "length", "return"}`` (the return is the sum of sparse rewards)
+    and whatever the policy's optional ``episode_diagnostics()`` adds (e.g. the critic's value probe).
     """
     limit = task.spec.horizon if horizon is None else min(int(horizon), task.spec.horizon)
     if limit < 1:
@@ -72,7 +73,9 @@ def run_episode(
         success = bool(info["success"])
         if terminated or truncated:
             break
-    return {"init_seed": int(init_seed), "success": success, "length": length, "return": total}
+    extra = getattr(policy, "episode_diagnostics", None)
+    return {"init_seed": int(init_seed), "success": success, "length": length, "return": total,
+            **(extra() if callable(extra) else {})}
 
 
 # -- worker processes ----------------------------------------------------------------------------
@@ -226,12 +229,14 @@ def evaluate(
 def _episode_table(rows: list[dict[str, Any]], task: str, method: str, run_seed: int) -> pd.DataFrame:
     import pandas as pd
 
-    table = pd.DataFrame(rows, columns=["episode", "init_seed", "success", "length", "return"])
+    base_columns = ["episode", "init_seed", "success", "length", "return"]
+    extra = sorted({key for row in rows for key in row} - set(base_columns))  # from episode_diagnostics()
+    table = pd.DataFrame(rows, columns=[*base_columns, *extra])
     table = table.sort_values("episode", kind="stable").reset_index(drop=True)
     table.insert(0, "task", task)
     table.insert(1, "method", method)
     table.insert(2, "run_seed", int(run_seed))
     return table.astype(
         {"run_seed": "int64", "episode": "int64", "init_seed": "int64", "success": "bool",
-         "length": "int64", "return": "float64"}
-    )[list(COLUMNS)]
+         "length": "int64", "return": "float64", **{key: "float64" for key in extra}}
+    )[[*COLUMNS, *extra]]

@@ -59,6 +59,46 @@ def learning_curves(evals: pd.DataFrame, base: pd.DataFrame, methods: Sequence[s
     return fig
 
 
+CALIBRATION_COLUMNS = ("q_demo", "mc_demo", "q_eval_init", "mc_return_eval")
+
+
+def critic_calibration(evals: pd.DataFrame, methods: Sequence[str]) -> Figure:
+    """Has the critic settled? One panel per task: the critic's value (solid) against the Monte-Carlo
+    return it should predict (dashed) under the learned reward, at the demo states (mean over every
+    demo step) and at the evaluation episodes' first states, mean over seeds, per evaluation point.
+    Methods without a learned reward (or rows from before the diagnostic) are left out."""
+    methods = [m for m in methods if m in set(evals.method)]
+    rows = evals.dropna(subset=[c for c in CALIBRATION_COLUMNS if c in evals]) if set(
+        CALIBRATION_COLUMNS) <= set(evals.columns) else evals.iloc[0:0]
+    rows = rows[rows.method.isin(methods)]
+    tasks = sorted(evals.task.unique())
+    fig, axes = plt.subplots(2, len(tasks), figsize=(5 * len(tasks), 6.4), squeeze=False, sharex="col")
+    for col, task in enumerate(tasks):
+        for row, (q_col, mc_col, where) in enumerate((("q_demo", "mc_demo", "demo states"),
+                                                      ("q_eval_init", "mc_return_eval", "evaluation starts"))):
+            ax = axes[row][col]
+            for method in methods:
+                r = rows[(rows.task == task) & (rows.method == method)]
+                if r.empty:
+                    continue
+                mean = r.groupby("env_steps")[[q_col, mc_col]].mean()
+                color = COLORS.get(method)
+                ax.plot(mean.index, mean[q_col], marker="o", ms=3, color=color, label=f"{method}: critic Q")
+                ax.plot(mean.index, mean[mc_col], ls="--", color=color, label=f"{method}: MC return")
+            ax.set_title(f"{task}: {where}")
+            ax.grid(alpha=0.3)
+            if row == 1:
+                ax.set_xlabel("env steps")
+        axes[0][col].set_ylabel("value (learned reward)")
+    if rows.empty:
+        axes[0][0].text(0.5, 0.5, "no rows with the critic diagnostic", ha="center", va="center",
+                        transform=axes[0][0].transAxes)
+    else:
+        axes[0][-1].legend(fontsize=7, loc="lower left")
+    fig.tight_layout()
+    return fig
+
+
 def demo_scaling_plot(curves: dict[str, pd.DataFrame], note: str = "") -> Figure:
     """BC success vs demonstrations per task; with no curve, a figure that says why (``note``)."""
     fig, ax = plt.subplots(figsize=(5, 3.8))

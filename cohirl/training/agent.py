@@ -54,15 +54,46 @@ def stepper_phase(base: BaseStepper) -> int:
     return int(getattr(base, "t")) - 1
 
 
-def save_actor_snapshot(learner: Learner, path: Path, inputs: PolicyInputs) -> Path:
-    """Only what acting needs: the actor's weights, its config, the composition and its inputs."""
+def save_actor_snapshot(learner: Learner, path: Path, inputs: PolicyInputs, value_probe: bool = False) -> Path:
+    """What acting needs: the actor's weights, its config, the composition and its inputs; with
+    ``value_probe`` also the whole learner, so evaluation episodes can report the critic's value at
+    their first state and their return under the learned reward (``ValueProbe``)."""
     snapshot = {"actor": learner.actor.state_dict(), "config": learner.cfg.to_dict(),
                 "composition": asdict(learner.composition), "obs_dim": learner.obs_dim,
-                "action_dim": learner.action_dim, "inputs": asdict(inputs), "env_steps": 0}
+                "action_dim": learner.action_dim, "inputs": asdict(inputs), "env_steps": 0,
+                "learner": learner.state_dict() if value_probe and learner.cfg.uses_coherent_reward else None}
     return save_checkpoint(snapshot, path)
 
 
+class ValueProbe:
+    """Per evaluation episode: the critic's Q(s₀, a₀) and the discounted return Σγᵗ r_φ(s_t, u_t) under
+    the learned reward of the snapshot (the Monte-Carlo value the critic should predict)."""
+
+    def __init__(self, learner: Learner) -> None:
+        self.learner, self.gamma = learner, learner.cfg.gamma
+        self.reset()
+
+    def reset(self) -> None:
+        self.q_init, self.learned_return, self.discount = float("nan"), 0.0, 1.0
+
+    @torch.no_grad()
+    def observe(self, x: torch.Tensor, small: torch.Tensor, base: torch.Tensor, executed: torch.Tensor) -> None:
+        if self.discount == 1.0:
+            self.q_init = float(self.learner.critic(x, executed).min(dim=0).values[0])
+        reward = self.learner.coherent_reward(x, small.clamp(-1 + 1e-6, 1 - 1e-6), base)
+        self.learned_return += self.discount * float(reward[0])
+        self.discount *= self.gamma
+
+    def summary(self) -> dict[str, float]:
+        return {"q_init": self.q_init, "learned_return": self.learned_return}
+
+
 def load_actor(path: Path) -> tuple[SmallPolicy, Composition, PolicyInputs]:
+    actor, composition, inputs, _ = load_snapshot(path)
+    return actor, composition, inputs
+
+
+def load_snapshot(path: Path) -> tuple[SmallPolicy, Composition, PolicyInputs, ValueProbe | None]:
     snap = torch.load(path, map_location="cpu", weights_only=False)
     cfg_dict = dict(snap["config"])
     for key in ("critic_hidden", "policy_hidden"):
@@ -70,14 +101,15 @@ def load_actor(path: Path) -> tuple[SmallPolicy, Composition, PolicyInputs]:
     actor = make_policy(LearnerConfig(**cfg_dict), int(snap["obs_dim"]), int(snap["action_dim"]))
     actor.load_state_dict(snap["actor"])
     actor.eval()
-    return actor, Composition(**snap["composition"]), PolicyInputs(**snap["inputs"])
+    probe = ValueProbe(Learner.from_state_dict(snap["learner"])) if snap.get("learner") is not None else None
+    return actor, Composition(**snap["composition"]), PolicyInputs(**snap["inputs"]), probe
 
 
 class ComposedPolicy:
     """a = compose(a_b(t), small policy(s, a_b, phase)); mode actions when ``deterministic``."""
 
     def __init__(self, base: BaseStepper, actor: SmallPolicy, composition: Composition, inputs: PolicyInputs,
-                 sample_seed: int = 0) -> None:
+                 sample_seed: int = 0, probe: ValueProbe | None = None) -> None:
         if actor.action_dim != base.action_dim:
             raise CohirlError(f"small policy acts in {actor.action_dim}-d but the base in {base.action_dim}-d.")
         if inputs.replan_every != base.replan_every:
@@ -87,10 +119,17 @@ class ComposedPolicy:
         self.last_base_action: np.ndarray | None = None  # a_b of the latest act() (diagnostics)
         self.action_dim = base.action_dim
         self._generator = torch.Generator().manual_seed(sample_seed)
+        self.probe = probe
 
     def reset(self, seed: int) -> None:
         self.base.reset(seed)
         self._generator.manual_seed(seed)
+        if self.probe is not None:
+            self.probe.reset()
+
+    def episode_diagnostics(self) -> dict[str, float]:
+        """Columns the evaluation adds to this episode's row (none without a value probe)."""
+        return self.probe.summary() if self.probe is not None else {}
 
     @torch.no_grad()
     def act(self, obs: Obs, deterministic: bool = True) -> np.ndarray:
@@ -99,7 +138,10 @@ class ComposedPolicy:
         x = torch.as_tensor(self.inputs.build(obs[STATE_KEY], obs[ENV_STATE_KEY], a_b, stepper_phase(self.base)))[None]
         dist = self.actor(x)
         small = dist.mode() if deterministic else torch.tanh(dist.rsample_pre_tanh(self._generator))
-        executed = self.composition.compose(torch.as_tensor(a_b)[None], small, dist.std)
+        base = torch.as_tensor(a_b)[None]
+        executed = self.composition.compose(base, small, dist.std)
+        if self.probe is not None:
+            self.probe.observe(x, small, base, executed)
         return executed[0].numpy().astype(np.float32)
 
 
@@ -111,8 +153,8 @@ class ComposedPolicyFactory:
     snapshot: str
 
     def __call__(self) -> ComposedPolicy:
-        actor, composition, inputs = load_actor(Path(self.snapshot))
-        return ComposedPolicy(self.base_factory(), actor, composition, inputs)
+        actor, composition, inputs, probe = load_snapshot(Path(self.snapshot))
+        return ComposedPolicy(self.base_factory(), actor, composition, inputs, probe=probe)
 
 
 def snapshot_factory(base_factory: Any, path: Path) -> ComposedPolicyFactory:

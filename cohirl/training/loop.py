@@ -23,6 +23,7 @@ import numpy as np
 import pandas as pd
 
 from cohirl.csil.config import apply_preset
+from cohirl.csil.diagnostics import demo_value_check
 from cohirl.csil.learner import Learner
 from cohirl.methods import METHODS, build_method
 from cohirl.csil.pretrain import build_learner
@@ -127,6 +128,13 @@ def demo_episodes(demos: DemoArrays, base: ChunkStepper, replan_every: int, see_
     return out
 
 
+def _probe_means(rows: pd.DataFrame) -> dict[str, float]:
+    """Critic at the evaluation episodes' first states vs their return under the learned reward."""
+    if "q_init" not in rows:
+        return {"q_eval_init": float("nan"), "mc_return_eval": float("nan")}
+    return {"q_eval_init": float(rows.q_init.mean()), "mc_return_eval": float(rows.learned_return.mean())}
+
+
 def total_updates(cfg: FinetuneConfig, learner_cfg: Any) -> int:
     """Learner updates a run's budget allows: UTD per env step once the replay holds the warm-up."""
     return max(0, cfg.env_steps - max(1, learner_cfg.warmup_steps) + 1) * learner_cfg.utd
@@ -209,9 +217,23 @@ class Finetuner:
         start = time.perf_counter()
         self.learner, metrics = build_learner(self.learner_cfg, self.composition, self.demos, self.seed, self.progress)
         self.timing["pretrain_s"] += time.perf_counter() - start
-        self.state.pretrain_metrics = {**self.demo_stats, **metrics}
+        self.state.pretrain_metrics = {**self.demo_stats, **metrics, **self._pretrain_value_check()}
         self.evaluate_now()
         self.save()
+
+    def _pretrain_value_check(self) -> dict[str, float]:
+        """Has critic pretraining reached its SARSA fixed point? Logged, and a warning when not."""
+        assert self.learner is not None
+        check = {f"pretrain_{k}": v for k, v in demo_value_check(self.learner, self.demos).items()}
+        pretrained = self.learner_cfg.pretrain_critic and self.learner_cfg.critic_pretrain_steps > 0
+        if pretrained and not check["pretrain_critic_settled"]:
+            print(f"warning: {self.task_name}/{self.method}/seed {self.seed}: the critic has not settled after "
+                  f"{self.learner_cfg.critic_pretrain_steps} pretraining steps: mean Q at the demo states "
+                  f"{check['pretrain_q_demo']:.1f} vs their return {check['pretrain_mc_demo']:.1f} under the "
+                  "learned reward (run.json pretrain.pretrain_critic_settled = 0). Online TD targets will keep "
+                  "moving: raise critic_pretrain_steps or see the README's 'Stability over long budgets'.",
+                  flush=True)
+        return check
 
     def _restore(self, ckpt: dict[str, Any]) -> None:
         self.learner = Learner.from_state_dict(ckpt["learner"])
@@ -229,7 +251,8 @@ class Finetuner:
     # -- evaluation ----------------------------------------------------------------------------
     def evaluate_now(self) -> dict[str, Any]:
         assert self.learner is not None
-        path = save_actor_snapshot(self.learner, self.out_dir / "checkpoints" / "actor_eval.pt", self.inputs)
+        path = save_actor_snapshot(self.learner, self.out_dir / "checkpoints" / "actor_eval.pt", self.inputs,
+                                   value_probe=True)
         ev, start = self.eval_cfg, time.perf_counter()
         rows = evaluate(snapshot_factory(self.base_factory, path), self.task_name, self.cfg.eval_episodes,
                         ev.seed, workers=ev.workers, method=self.method, run_seed=self.seed,
@@ -242,7 +265,8 @@ class Finetuner:
         row = {"task": self.task_name, "method": self.method, "seed": self.seed,
                "env_steps": self.state.env_steps, "n_episodes": n, "successes": k, "success_rate": k / n,
                "ci_low": low, "ci_high": high, "mean_return": float(rows["return"].mean()),
-               "mean_length": float(rows.length.mean()), "mean_learned_reward": self._mean_learned_reward()}
+               "mean_length": float(rows.length.mean()), "mean_learned_reward": self._mean_learned_reward(),
+               **demo_value_check(self.learner, self.demos), **_probe_means(rows)}
         self.state.evals.append(row)
         self.state.eval_episodes.extend(rows.to_dict("records"))
         return row

@@ -25,18 +25,27 @@ import pandas as pd
 
 from cohirl import _runtime
 
-# One change at a time against the profile's learner settings ("baseline" = the profile as is).
+# One change at a time against the non-positive reward with termination on success (the CSIL
+# methods' reward before the stability fix, "nonpositive" = NONPOSITIVE below); "defaults" = the
+# method as cohirl.methods builds it now.
+NONPOSITIVE: dict[str, Any] = {"reward_variant": "nonpositive", "ignore_termination": False}
 VARIANTS: dict[str, dict[str, Any]] = {
-    "baseline": {},
-    "pretrain_5k": {"critic_pretrain_steps": 5000},
-    "mc_pretrain": {"critic_pretrain_target": "mc"},
-    "gamma_0.98": {"gamma": 0.98},
-    "no_refine": {"refine_reward": False},
-    "tau_0.02": {"tau": 0.02},
-    "critic_lr_1e-4": {"critic_lr": 1e-4},
+    "defaults": {},
+    "baseline": NONPOSITIVE,
+    **{name: {**NONPOSITIVE, **change} for name, change in {
+        "pretrain_5k": {"critic_pretrain_steps": 5000},
+        "mc_pretrain": {"critic_pretrain_target": "mc"},
+        "value_init": {"critic_value_init": True},
+        "gamma_0.98": {"gamma": 0.98},
+        "no_refine": {"refine_reward": False},
+        "tau_0.02": {"tau": 0.02},
+        "critic_lr_1e-4": {"critic_lr": 1e-4},
+        "penalty_10": {"grad_penalty_weight": 10.0},
+        "beta_1": {"beta": 1.0},
+    }.items()},
     "positive_fixed_horizon": {"reward_variant": "positive", "ignore_termination": True},
-    "penalty_10": {"grad_penalty_weight": 10.0},
-    "beta_1": {"beta": 1.0},
+    "positive_plus_sparse": {"reward_variant": "positive", "ignore_termination": True,
+                             "reward_source": "coherent+sparse"},
 }
 
 

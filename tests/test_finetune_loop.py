@@ -269,8 +269,8 @@ def test_an_under_pretrained_critic_is_flagged_and_a_settled_one_is_not(
 ) -> None:
     """The demo value check: Q at the demo states vs their return under the learned reward.
 
-    Two critic-pretraining steps leave Q near its initial ≈ 0 while the non-positive reward's demo
-    returns are of order −R_max·T: flagged. A critic set to the returns' level is settled.
+    Two critic-pretraining steps leave Q near its initial ≈ 0 while the demos' returns under the
+    learned reward are of order r·T: flagged. A critic set to the returns' level is settled.
     """
     from cohirl.csil.diagnostics import demo_value_check
 
@@ -279,16 +279,16 @@ def test_an_under_pretrained_critic_is_flagged_and_a_settled_one_is_not(
     runner.run()
     pre = runner.state.pretrain_metrics
     assert pre["pretrain_critic_settled"] == 0.0
-    assert pre["pretrain_mc_demo"] < -20.0 and abs(pre["pretrain_q_demo"]) < abs(pre["pretrain_mc_demo"]) / 4
+    assert abs(pre["pretrain_mc_demo"]) > 5.0 and abs(pre["pretrain_q_demo"]) < abs(pre["pretrain_mc_demo"]) / 4
     assert "the critic has not settled after 2 pretraining steps" in capsys.readouterr().out
     run_json = pd.read_json(tmp_path / "under" / "run.json", typ="series")
     assert run_json["pretrain"]["pretrain_critic_settled"] == 0.0
     evals = pd.read_csv(tmp_path / "under" / "evals.csv")
     assert {"q_demo", "mc_demo", "critic_rel_error", "critic_settled", "q_eval_init", "mc_return_eval"} <= set(evals.columns)
-    assert np.isfinite(evals.q_demo).all() and (evals.mc_demo < 0).all()
+    assert np.isfinite(evals.q_demo).all() and np.isfinite(evals.mc_demo).all()
     # Evaluation episodes: the critic's Q(s0, a0) and the episode's return under the learned reward.
     episodes = pd.read_csv(tmp_path / "under" / "episodes.csv")
-    assert np.isfinite(episodes.q_init).all() and (episodes.learned_return < 0).all()
+    assert np.isfinite(episodes.q_init).all() and np.isfinite(episodes.learned_return).all()
     np.testing.assert_allclose(evals.mc_return_eval, episodes.groupby("env_steps").learned_return.mean().to_numpy())
 
     # Shift the last layer's bias of every head by the gap: the mean value now matches the returns.
@@ -323,8 +323,20 @@ def test_value_probe_reports_the_critic_at_the_first_state_and_the_learned_retur
                    for t, (x, u, b, _) in enumerate(seen))
     x0, _, _, a0 = seen[0]
     assert row["learned_return"] == pytest.approx(expected, rel=1e-6)
-    assert row["q_init"] == pytest.approx(float(runner.learner.critic(x0, a0).min(0).values[0]), rel=1e-6)
+    assert row["q_init"] == pytest.approx(float(runner.learner.critic(x0, a0).min(0).values[0].detach()), rel=1e-6)
     # Without the probe (sparse methods, or value_probe=False) the row has no extra columns.
     plain = snapshot_factory(LinearBaseFactory(), save_actor_snapshot(runner.learner, tmp_path / "q.pt", runner.inputs))()
     assert set(run_episode(make_task(TASK), plain, init_seed=3, horizon=5)) == {"init_seed", "success", "length", "return"}
     assert isinstance(policy.probe, ValueProbe)
+
+
+def test_csil_methods_read_the_reward_over_a_fixed_horizon_and_the_sparse_baseline_terminates() -> None:
+    """The stability fix (README "Stability over long budgets"): CSIL's un-shifted reward, bootstrapping
+    through success; the non-positive reward with termination stays as the ablation it was measured as."""
+    for method in ("csil_residual", "csil_ensemble", "csil_residual_no_refine"):
+        cfg, _ = build_method(method)
+        assert (cfg.reward_variant, cfg.ignore_termination) == ("positive", True), method
+    old, _ = build_method("csil_residual_nonpositive")
+    assert (old.reward_variant, old.ignore_termination, old.value_clip()) == ("nonpositive", False, 0.0)
+    sparse, _ = build_method("sparse_residual")
+    assert sparse.reward_source == "sparse" and not sparse.ignore_termination

@@ -43,8 +43,9 @@ class LearnerConfig:
     prior: str = "uniform"  # "uniform" (CSIL: log p = -d·log 2) | "base_gaussian"
     prior_std: float = HETSTAT_OFF_DATA_STD  # pre-tanh std of "base_gaussian" *(ours: HetStat init std ≈ 0.61)*
     alpha: float | None = None  # reward temperature α; None -> 1/d (CSIL)
-    # "positive" = CSIL's r; "nonpositive" shifts it to r ≤ 0 (for termination on success).
-    reward_variant: str = "nonpositive"  # *(ours: env episodes end on success)*
+    # "positive" = CSIL's r; "nonpositive" shifts it to r ≤ 0 (for termination on success). The CSIL
+    # methods (cohirl.methods.CSIL_REWARD) use "positive" with ignore_termination=True.
+    reward_variant: str = "nonpositive"
     r_max: float = R_MAX
     # Shift of the "nonpositive" variant; None -> α·d·R_max, the smallest shift giving r ≤ 0
     # (paper.md's d·R_max is that bound at α = 1; at α = 1/d it would put values near -4500).
@@ -106,6 +107,10 @@ class LearnerConfig:
     # discounted returns under the reward — the same fixed point on the recorded trajectories, without
     # bootstrapping *(ours)*.
     critic_pretrain_target: str = "sarsa"
+    # Start every critic head (and its target) at the demos' mean discounted return under the reward
+    # (the output bias), so pretraining fits the shape, not the scale: Adam moves the output by about
+    # lr·width per step, ≈ 6 in 500 steps at lr 1e-4 against returns of order −300 *(ours)*.
+    critic_value_init: bool = False
 
     def __post_init__(self) -> None:
         self._check_choices()

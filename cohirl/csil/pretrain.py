@@ -90,7 +90,14 @@ def pretrain_critic(
     rng = np.random.default_rng(seed)
     optimizer = torch.optim.Adam(learner.critic.parameters(), lr=cfg.critic_pretrain_lr)
     n_steps = cfg.critic_pretrain_steps if steps is None else steps
-    returns = demo_returns(learner, demos) if cfg.critic_pretrain_target == "mc" else None
+    returns = demo_returns(learner, demos) if cfg.critic_pretrain_target == "mc" or cfg.critic_value_init else None
+    if cfg.critic_value_init:
+        assert returns is not None
+        with torch.no_grad():
+            learner.critic.net[-1].bias.fill_(float(returns.mean()))
+        learner.critic_target.load_state_dict(learner.critic.state_dict())
+    if cfg.critic_pretrain_target != "mc":
+        returns = None
     history: list[dict[str, float]] = []
     bar = progress_bar(total=n_steps, desc="critic pretraining", disable=not progress)
     for _ in range(n_steps):

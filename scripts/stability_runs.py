@@ -114,9 +114,15 @@ def main() -> None:
     p.add_argument("--work", type=Path, default=Path("build/base_scan"))
     p.add_argument("--out", type=Path, default=Path("results/stability"))
     p.add_argument("--progress", action="store_true")
+    p.add_argument("--figures", action="store_true",
+                   help="no runs: evaluate the base on the same states once (cached) and draw the variants' "
+                        "learning curves and critic calibration under <out>/<profile>/figures/")
     args = p.parse_args()
     _runtime.set_offline_env()
     _runtime.configure_torch(1)
+    if args.figures:
+        draw_figures(args)
+        return
     from cohirl.io import write_json
 
     out_root = args.out / args.profile / args.task
@@ -131,6 +137,31 @@ def main() -> None:
                 write_json(row, run_dir / "summary_row.json")
                 collect(out_root)
                 print(pd.DataFrame([row]).to_string(index=False), flush=True)
+
+
+def draw_figures(args: argparse.Namespace) -> None:
+    """Success vs env steps per variant (mean over seeds, 95 % bootstrap band; dashed: the base on the
+    same evaluation states) and the critic's value vs its Monte-Carlo return, for ``--variants``."""
+    from cohirl.io import write_csv
+    from cohirl.report.figures import critic_calibration, learning_curves, save_figure
+    from cohirl.stages import EvalConfig, evaluate_base, stage_config
+
+    out_root = args.out / args.profile / args.task
+    base_csv = out_root / "base_episodes.csv"
+    if not base_csv.exists():
+        ev = EvalConfig(args.eval_episodes, stage_config(EvalConfig, "eval", args.task, args.profile).seed, 1)
+        write_csv(evaluate_base(args.task, ev, args.work / args.task / "base", progress=False), base_csv)
+    base = pd.read_csv(base_csv)
+    for variant in args.variants:
+        files = sorted((out_root / variant).glob("*/*/evals.csv"))
+        if not files:
+            raise SystemExit(f"no finished runs of variant {variant!r} under {out_root}")
+        evals = pd.concat([pd.read_csv(f) for f in files], ignore_index=True)
+        methods = sorted(evals.method.unique())
+        fig = learning_curves(evals, base, methods, title=f"{args.task}: {variant} ({args.profile} settings)")
+        save_figure(fig, args.out / args.profile / "figures", f"{args.task}_{variant}_success")
+        save_figure(critic_calibration(evals, methods), args.out / args.profile / "figures",
+                    f"{args.task}_{variant}_critic")
 
 
 def collect(out_root: Path) -> pd.DataFrame:

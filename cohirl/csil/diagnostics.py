@@ -94,11 +94,16 @@ def discounted_returns(reward: np.ndarray, episode_end: np.ndarray, gamma: float
 @torch.no_grad()
 def demo_value_check_inputs(learner: Learner, demos: ReplayBuffer) -> tuple[np.ndarray, np.ndarray]:
     """(reward the critic regresses on now, episode-end flags) for every stored demo step, in order."""
+    reward, ended, _ = _demo_steps(learner, demos)
+    return reward, ended
+
+
+def _demo_steps(learner: Learner, demos: ReplayBuffer) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray]]:
     batch = {name: demos.field(name) for name in FIELDS}
     reward = learner.reward(batch).numpy().astype(np.float64)
     ended = (batch["terminated"] > 0.5) | (batch["truncated"] > 0.5)
     ended[-1] = True
-    return reward, ended
+    return reward, ended, batch
 
 
 @torch.no_grad()
@@ -110,9 +115,9 @@ def demo_value_check(learner: Learner, demos: ReplayBuffer, tolerance: float = S
     is RMS(Q − G)/mean|G|, and ``critic_settled`` is 1.0 when the mean gap is within ``tolerance``·mean|G|.
     Demo episodes that were truncated lack their tail, which biases G for them only (demos are successes).
     """
-    reward, ended = demo_value_check_inputs(learner, demos)
+    reward, ended, batch = _demo_steps(learner, demos)
     returns = discounted_returns(reward, ended, learner.cfg.gamma)
-    b = to_tensors({name: demos.field(name) for name in FIELDS}, learner.cfg.gamma)
+    b = to_tensors(batch, learner.cfg.gamma)
     q = losses.reduce_heads(learner.critic(b["obs"], b["action"]), "min").numpy().astype(np.float64)
     scale = max(float(np.abs(returns).mean()), 1e-6)
     gap = float((q - returns).mean())

@@ -90,20 +90,19 @@ def pretrain_critic(
     rng = np.random.default_rng(seed)
     optimizer = torch.optim.Adam(learner.critic.parameters(), lr=cfg.critic_pretrain_lr)
     n_steps = cfg.critic_pretrain_steps if steps is None else steps
-    returns = demo_returns(learner, demos) if cfg.critic_pretrain_target == "mc" or cfg.critic_value_init else None
+    mc = cfg.critic_pretrain_target == "mc"
+    returns = demo_returns(learner, demos) if mc or cfg.critic_value_init else None
     if cfg.critic_value_init:
-        assert returns is not None
         with torch.no_grad():
-            learner.critic.net[-1].bias.fill_(float(returns.mean()))
+            learner.critic.net[-1].bias.fill_(float(returns.mean()))  # type: ignore[union-attr]
         learner.critic_target.load_state_dict(learner.critic.state_dict())
-    if cfg.critic_pretrain_target != "mc":
-        returns = None
+    targets = returns if mc else None
     history: list[dict[str, float]] = []
     bar = progress_bar(total=n_steps, desc="critic pretraining", disable=not progress)
     for _ in range(n_steps):
         index = rng.integers(0, len(demos), size=cfg.critic_pretrain_batch_size)
         b = to_tensors(demos.gather(index), cfg.gamma, _SARSA_KEYS)
-        target = sarsa_target(learner, b) if returns is None else returns[torch.as_tensor(index)]
+        target = sarsa_target(learner, b) if targets is None else targets[torch.as_tensor(index)]
         metrics = learner.critic_step(b, target, len(target), optimizer, name="critic_pretrain")
         history = [*history[-99:], metrics]
         bar.update(1)

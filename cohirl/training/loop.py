@@ -231,7 +231,7 @@ class Finetuner:
                   f"{self.learner_cfg.critic_pretrain_steps} pretraining steps: mean Q at the demo states "
                   f"{check['pretrain_q_demo']:.1f} vs their return {check['pretrain_mc_demo']:.1f} under the "
                   "learned reward (run.json pretrain.pretrain_critic_settled = 0). Online TD targets will keep "
-                  "moving: raise critic_pretrain_steps or see the README's 'Stability over long budgets'.",
+                  "moving: see the README's 'Stability over long budgets' (more steps alone barely move the scale).",
                   flush=True)
         return check
 

@@ -1,16 +1,29 @@
-"""Training-loop speed vs the raw simulator, measured side by side in one run.
+"""Finetuning-loop and evaluation speed vs the raw simulator, measured side by side in one run.
 
-Prints: raw simulator steps/s (random actions), training-loop env steps/s at UTD 1, their ratio
-(target >= 0.5 on square), learner updates/s, and the share of loop time spent in the simulator,
-the frozen base and the learner. Uses data/demos/<task> and data/base/<task> when they exist
-(after `dvc repro base`); otherwise it collects a few demos and trains a tiny base first.
+Uses the active (or ``--profile``) profile's real finetune settings for the task: learner sizes,
+batch, UTD and warm-up, and its base's re-planning period; only BC and critic pretraining are cut
+short (they do not change the cost of an env step). Prints, per task:
 
-    python benchmarks/finetune_speed.py --task square --steps 600
+- raw simulator steps/s (random actions; measured before and after the rest, the mean is used);
+- acting-only env steps/s: simulator + frozen base + small policy + replay insertion, no updates;
+- training-loop env steps/s at the profile's UTD, no evaluation inside the timed loop;
+- evaluation env steps/s: mode actions, the critic's value probe, one process; one episode at a
+  time and ``--lockstep`` episodes stepped together (one batched base call per re-plan);
+- learner updates/s, and the loop's time shares (simulator, base, learner, other);
+- the two ratios of issue 25: loop ÷ raw simulator and evaluation ÷ raw simulator, with targets
+  (square ≥ 0.35 / ≥ 0.75; Meta-World ≥ 0.10 / ≥ 0.40).
+
+Inputs: data/demos/<task> and data/base/<task> when they exist (after `cohirl repro`); otherwise a
+few demos and a briefly trained base of the profile's base architecture under build/bench/ (the
+base's per-step cost depends on its architecture, not on how long it trained).
+
+    python benchmarks/finetune_speed.py --tasks square pick_place --steps 600
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import time
 from collections import defaultdict
 from pathlib import Path
@@ -21,9 +34,13 @@ from tqdm.auto import tqdm
 
 from cohirl import _runtime
 from cohirl.demos.dataset import load_demo_arrays
-from cohirl.envs import make_task
-from cohirl.stages import EvalConfig, base_factory
+from cohirl.envs import get_spec, make_task
+from cohirl.eval.rollout import evaluate
+from cohirl.stages import BaseStageConfig, EvalConfig, base_factory, stage_config
+from cohirl.training.agent import save_actor_snapshot, snapshot_factory
 from cohirl.training.loop import FinetuneConfig, Finetuner
+
+TARGETS = {"robosuite": (0.35, 0.75), "metaworld": (0.10, 0.40)}  # (loop, evaluation) ÷ raw simulator
 
 
 def raw_sim_speed(task_name: str, steps: int) -> float:
@@ -34,10 +51,13 @@ def raw_sim_speed(task_name: str, steps: int) -> float:
         _, _, term, trunc, _ = task.step(rng.uniform(-1, 1, task.spec.action_dim))
         if term or trunc:
             task.reset(int(rng.integers(1 << 30)))
-    return steps / (time.perf_counter() - start)
+    speed = steps / (time.perf_counter() - start)
+    task.close()
+    return speed
 
 
 def timed(obj: Any, name: str, totals: dict[str, float], label: str) -> None:
+    """Wrap ``obj.name`` so that its wall time accumulates in ``totals[label]``."""
     fn: Callable[..., Any] = getattr(obj, name)
 
     def wrapper(*args: Any, **kwargs: Any) -> Any:
@@ -50,56 +70,117 @@ def timed(obj: Any, name: str, totals: dict[str, float], label: str) -> None:
     setattr(obj, name, wrapper)
 
 
-def ensure_inputs(task: str) -> tuple[Path, Path]:
+def ensure_inputs(task: str, profile: str | None) -> tuple[Path, Path]:
     demos, base = Path("data/demos") / task, Path("data/base") / task
+    if demos.exists() and base.exists():
+        return demos, base
+    work = Path("build/bench") / (profile or "active") / task
+    demos, base = work / "demos", work / "base"
     if not demos.exists():
         from cohirl.demos.collect import NoiseConfig
         from cohirl.demos.pipeline import make_demos
 
-        make_demos(task, 5, 0, NoiseConfig(), demos)
+        make_demos(task, 5, 0, NoiseConfig(), demos, progress=False)
     if not base.exists():
-        from cohirl.policies.config import small_cpu_config
         from cohirl.policies.train_base import train_base
 
-        train_base(load_demo_arrays(demos), small_cpu_config(steps=50), base)
+        base_cfg = stage_config(BaseStageConfig, "base", task, profile).train_config()
+        train_base(load_demo_arrays(demos), dataclasses.replace(base_cfg, steps=50), base, progress=False)
     return demos, base
 
 
-def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__)
-    p.add_argument("--task", default="square")
-    p.add_argument("--method", default="csil_residual")
-    p.add_argument("--steps", type=int, default=600, help="env steps of the loop after warm-up")
-    p.add_argument("--batch", type=int, default=64)
-    p.add_argument("--threads", type=int, default=None, help="torch threads (default: all cores)")
-    args = p.parse_args()
-    _runtime.configure_torch(args.threads)
-    demos_root, base_dir = ensure_inputs(args.task)
-    warmup = 100
-    cfg = FinetuneConfig(env_steps=warmup + args.steps, eval_every=10**9, eval_episodes=1,
-                         checkpoint_every=10**9, bc_steps=50, critic_pretrain_steps=10, warmup_steps=warmup,
-                         batch_size=args.batch, utd=1, learner={"hetstat_features": 64})
-    runner = Finetuner(args.task, args.method, 0, cfg, load_demo_arrays(demos_root),
-                       base_factory(args.task, base_dir), EvalConfig(1, 0, 1), Path("/tmp/cohirl-bench"), False)
+def bench_config(task: str, profile: str | None) -> FinetuneConfig:
+    """The profile's finetune settings; the budget is set per phase by ``run_loop``."""
+    cfg = stage_config(FinetuneConfig, "finetune", task, profile)
+    return dataclasses.replace(cfg, eval_every=10**9, checkpoint_every=10**9, bc_steps=50, critic_pretrain_steps=10)
+
+
+def run_loop(runner: Finetuner, steps: int, totals: dict[str, float]) -> float:
+    """Env steps/s of ``steps`` more training env steps of ``runner`` (time spent by part in ``totals``)."""
+    first = runner.state.env_steps
+    runner.cfg = dataclasses.replace(runner.cfg, env_steps=first + steps)  # run_episode stops at the budget
+    bar = tqdm(disable=True)
+    totals.clear()
+    start = time.perf_counter()
+    while runner.state.env_steps < first + steps:
+        runner.run_episode(bar)
+    totals["loop"] = time.perf_counter() - start
+    return steps / totals["loop"]
+
+
+def eval_speed(factory: Any, task: str, episodes: int, horizon: int, lockstep: int) -> float:
+    """Evaluation env steps/s in one process, ``lockstep`` episodes stepped together."""
+    start = time.perf_counter()
+    rows = evaluate(factory, task, episodes, 12345, workers=1, progress=False, horizon=horizon, lockstep=lockstep)
+    return float(rows.length.sum()) / (time.perf_counter() - start)
+
+
+def bench_task(task: str, method: str, profile: str | None, steps: int, eval_episodes: int,
+               lockstep: int) -> dict[str, Any]:
+    demos_root, base_dir = ensure_inputs(task, profile)
+    out = Path("build/bench/runs") / task / method
+    runner = Finetuner(task, method, 0, bench_config(task, profile), load_demo_arrays(demos_root),
+                       base_factory(task, base_dir), EvalConfig(1, 0, 1), out, progress=False)
+    runner.evaluate_now = lambda: {"success_rate": float("nan")}  # type: ignore[method-assign]
     runner.setup()
+    assert runner.learner is not None
     totals: dict[str, float] = defaultdict(float)
     timed(runner.task, "step", totals, "simulator")
-    timed(runner.base, "base_action", totals, "base policy")
+    timed(runner.base, "base_action", totals, "base")
     timed(runner.learner, "update", totals, "learner")
-    bar, start = tqdm(disable=True), time.perf_counter()
-    while runner.state.env_steps < cfg.env_steps:
-        runner.run_episode(bar)
-    loop_s = time.perf_counter() - start
-    loop_speed = runner.state.env_steps / loop_s
-    sim_speed = raw_sim_speed(args.task, 1000)
-    updates = runner.learner.num_updates
-    print(f"task {args.task}, method {args.method}, batch {args.batch}+{args.batch}, UTD 1")
-    print(f"raw simulator          {sim_speed:8.1f} steps/s")
-    print(f"training loop          {loop_speed:8.1f} env steps/s   ratio {loop_speed / sim_speed:.3f} (target >= 0.5)")
-    print(f"learner                {updates / totals['learner']:8.1f} updates/s ({updates} updates)")
-    for label in ("simulator", "base policy", "learner"):
-        print(f"  share {label:<14} {totals[label] / loop_s:6.1%}")
-    print(f"  share {'other':<14} {1 - sum(totals.values()) / loop_s:6.1%}")
+    raw_before = raw_sim_speed(task, 1000)
+
+    update = runner.update
+    runner.update = lambda: {}  # type: ignore[method-assign]
+    acting = run_loop(runner, max(runner.learner_cfg.warmup_steps, steps // 2), totals)  # fills the warm-up
+    runner.update = update  # type: ignore[method-assign]
+    updates_before = runner.learner.num_updates
+    loop = run_loop(runner, steps, totals)
+    shares = {k: totals[k] / totals["loop"] for k in ("simulator", "base", "learner")}
+    updates_per_s = (runner.learner.num_updates - updates_before) / max(totals["learner"], 1e-9)
+
+    snapshot = save_actor_snapshot(runner.learner, out / "actor_bench.pt", runner.inputs, value_probe=True)
+    evaluation = {n: eval_speed(snapshot_factory(runner.base_factory, snapshot), task, eval_episodes,
+                                runner.episode_cap, n) for n in (1, lockstep)}
+    raw = (raw_before + raw_sim_speed(task, 1000)) / 2
+    cfg = runner.learner_cfg
+    return {"raw": raw, "acting": acting, "loop": loop, "eval": evaluation, "updates_per_s": updates_per_s,
+            "utd": cfg.utd, "batch": cfg.replay_batch_size, "hidden": cfg.critic_hidden,
+            "features": cfg.hetstat_features, **{f"share_{k}": v for k, v in shares.items()},
+            "share_other": 1 - sum(shares.values())}
+
+
+def report(task: str, method: str, r: dict[str, Any]) -> None:
+    loop_target, eval_target = TARGETS.get(get_spec(task).simulator, (float("nan"), float("nan")))
+    print(f"\n{task} ({get_spec(task).simulator}), {method}: learner {r['hidden']} networks, HetStat F {r['features']}, "
+          f"batch {r['batch']}+{r['batch']}, UTD {r['utd']}")
+    print(f"  raw simulator        {r['raw']:8.1f} steps/s")
+    print(f"  acting only          {r['acting']:8.1f} env steps/s   ÷ raw {r['acting'] / r['raw']:.3f}")
+    print(f"  training loop        {r['loop']:8.1f} env steps/s   ÷ raw {r['loop'] / r['raw']:.3f} "
+          f"(target >= {loop_target})")
+    for n, speed in r["eval"].items():
+        label = "evaluation" if n == 1 else f"evaluation lockstep {n}"
+        print(f"  {label:<20} {speed:8.1f} env steps/s   ÷ raw {speed / r['raw']:.3f} (target >= {eval_target})")
+    print(f"  learner              {r['updates_per_s']:8.1f} updates/s")
+    print("  loop time shares     " + ", ".join(f"{k} {r[f'share_{k}']:.0%}"
+                                              for k in ("simulator", "base", "learner", "other")))
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--tasks", nargs="+", default=["square", "pick_place"])
+    p.add_argument("--method", default="csil_residual")
+    p.add_argument("--profile", default=None, help="whose finetune settings (default: the active profile)")
+    p.add_argument("--steps", type=int, default=600, help="timed training-loop env steps after the warm-up")
+    p.add_argument("--eval-episodes", type=int, default=10)
+    p.add_argument("--lockstep", type=int, default=10, help="evaluation episodes stepped together (vs 1)")
+    p.add_argument("--threads", type=int, default=1, help="torch threads (stages use 1)")
+    args = p.parse_args()
+    _runtime.set_offline_env()
+    _runtime.configure_torch(args.threads)
+    for task in args.tasks:
+        report(task, args.method,
+               bench_task(task, args.method, args.profile, args.steps, args.eval_episodes, args.lockstep))
 
 
 if __name__ == "__main__":

@@ -1,7 +1,8 @@
 """Learner updates per second on synthetic batches, at the quick and the paper profiles' sizes.
 
 One torch thread (as every stage runs). Prints ms per ``Learner.update`` for CSIL (coherent reward,
-refinement, KL actor) and the sparse residual baseline. Compare two versions of the code by running
+refinement, KL actor) and the sparse residual baseline, and the aten calls per update that
+``torch.profiler`` records (every ``aten::`` event, nested ones included: the dispatch work). Compare two versions of the code by running
 it on each (the numbers depend on the machine's load: run nothing else beside it).
 
     python benchmarks/learner_speed.py --updates 200
@@ -37,7 +38,8 @@ def synthetic_demos(obs_dim: int, action_dim: int, composition: object, frames: 
     return demo_buffer(episodes, composition)
 
 
-def ms_per_update(method: str, size: str, updates: int, obs_dim: int = 61, action_dim: int = 7) -> float:
+def ms_per_update(method: str, size: str, updates: int, obs_dim: int = 61, action_dim: int = 7) -> tuple[float, float]:
+    """(ms per update, aten calls per update) on synthetic batches at the named sizes."""
     s = SIZES[size]
     overrides = {k: v for k, v in s.items() if k != "batch"}
     overrides.update(demo_batch_size=s["batch"], replay_batch_size=s["batch"], bc_steps=0, pretrain_critic=False,
@@ -52,7 +54,17 @@ def ms_per_update(method: str, size: str, updates: int, obs_dim: int = 61, actio
     start = time.perf_counter()
     for demo_batch, replay_batch in batches[10:]:
         learner.update(demo_batch, replay_batch)
-    return 1000 * (time.perf_counter() - start) / updates
+    ms = 1000 * (time.perf_counter() - start) / updates
+    return ms, aten_calls_per_update(learner, batches[:5])
+
+
+def aten_calls_per_update(learner: object, batches: list[tuple[object, object]]) -> float:
+    from torch.profiler import ProfilerActivity, profile
+
+    with profile(activities=[ProfilerActivity.CPU]) as prof:
+        for demo_batch, replay_batch in batches:
+            learner.update(demo_batch, replay_batch)  # type: ignore[attr-defined]
+    return sum(1 for event in prof.events() if event.name.startswith("aten::")) / len(batches)
 
 
 def main() -> None:
@@ -64,8 +76,9 @@ def main() -> None:
     _runtime.configure_torch(1)
     for size in args.sizes:
         for method in args.methods:
-            ms = ms_per_update(method, size, args.updates if size == "quick" else max(20, args.updates // 5))
-            print(f"{size:6s} {method:18s} {ms:7.1f} ms/update  {1000 / ms:6.1f} updates/s", flush=True)
+            ms, calls = ms_per_update(method, size, args.updates if size == "quick" else max(20, args.updates // 5))
+            print(f"{size:6s} {method:18s} {ms:7.1f} ms/update  {1000 / ms:6.1f} updates/s  "
+                  f"{calls:6.0f} aten calls/update", flush=True)
 
 
 if __name__ == "__main__":

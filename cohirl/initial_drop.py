@@ -51,7 +51,7 @@ def step0_row(task: str, method: str, base_rows: pd.DataFrame, workers: int = 2,
     with tempfile.TemporaryDirectory() as tmp:
         snap = save_actor_snapshot(learner, Path(tmp) / "step0.pt", inputs)
         rows = evaluate(snapshot_factory(factory, snap), task, len(base_rows), ev.seed, workers=workers,
-                        method=method, progress=progress)
+                        method=method, progress=progress, lockstep=ev.lockstep)
         change = action_change_on_base_rollout(snapshot_factory(factory, snap)(), make_task(task),
                                                int(base_rows.init_seed.iloc[0]))
     if list(rows.init_seed) != list(base_rows.init_seed):

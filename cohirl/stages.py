@@ -28,6 +28,10 @@ class EvalConfig:
     n_episodes: int = 50  # the paper: 50 episodes per evaluation
     seed: int = 12345  # initial-state seed shared by all methods
     workers: int = 1  # parallel episode workers (rows do not depend on it)
+    # Episodes stepped together in one process, with one batched base re-plan and small-policy
+    # forward per step for all of them (cohirl.eval.rollout.run_lockstep); 1 = one at a time.
+    # Rows depend on it only through the rounding of batched arithmetic, not on workers.
+    lockstep: int = 1
 
 
 @dataclass(frozen=True)
@@ -82,7 +86,7 @@ def evaluate_base(task: str, ev: EvalConfig, base_dir: Path | None = None, progr
     from cohirl.eval.rollout import evaluate
 
     return evaluate(base_factory(task, base_dir), task, ev.n_episodes, ev.seed, workers=ev.workers,
-                    method="base", progress=progress)
+                    method="base", progress=progress, lockstep=ev.lockstep)
 
 
 def run_base_stage(task: str, demos_root: Path | None = None, out_dir: Path | None = None,
@@ -122,7 +126,7 @@ def run_demo_scaling(task: str, work_dir: Path, results_csv: Path | None = None,
                               "raise demos.n_demos or lower demo_scaling.n_demos in params.yaml.")
         base_dir = Path(work_dir) / f"n{n}"
         train_base(demos.select_episodes(n), train_cfg, base_dir, seed=cfg.seed, progress=progress)
-        episodes = evaluate_base(task, EvalConfig(sc.eval_episodes, ev.seed, ev.workers), base_dir, progress)
+        episodes = evaluate_base(task, EvalConfig(sc.eval_episodes, ev.seed, ev.workers, ev.lockstep), base_dir, progress)
         k = int(episodes.success.sum())
         low, high = wilson_interval(k, len(episodes))
         rows.append({"task": task, "n_demos": n, "train_steps": train_cfg.steps, "n_episodes": len(episodes),

@@ -59,7 +59,8 @@ def run_one(task: str, variant: str, method: str, seed: int, args: argparse.Name
     cfg = dataclasses.replace(cfg, env_steps=args.env_steps, eval_every=args.eval_every,
                               eval_episodes=args.eval_episodes, checkpoint_every=args.eval_every,
                               learner={**cfg.learner, **overrides})
-    ev = EvalConfig(args.eval_episodes, stage_config(EvalConfig, "eval", task, args.profile).seed, args.eval_workers)
+    ev = EvalConfig(args.eval_episodes, stage_config(EvalConfig, "eval", task, args.profile).seed, args.eval_workers,
+                    args.eval_lockstep)
     work = args.work / task
     runner = Finetuner(task, method, seed, cfg, load_demo_arrays(work / "demos"), base_factory(task, work / "base"),
                        ev, out_dir, progress=args.progress)
@@ -107,6 +108,8 @@ def main() -> None:
     p.add_argument("--eval-every", type=int, default=4000)
     p.add_argument("--eval-episodes", type=int, default=20)
     p.add_argument("--eval-workers", type=int, default=1)
+    p.add_argument("--eval-lockstep", type=int, default=1,
+                   help="evaluation episodes stepped together (one batched base call per re-plan)")
     p.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
                    help="extra LearnerConfig override on top of the variant (label it with --tag)")
     p.add_argument("--tag", default="", help="suffix of the variant's directory name when --set is used")

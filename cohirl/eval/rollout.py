@@ -15,7 +15,7 @@ import os
 import pickle
 import sys
 from concurrent.futures import Future, ProcessPoolExecutor, as_completed
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Sequence
 
 import numpy as np
 
@@ -78,6 +78,48 @@ def run_episode(
             **(extra() if callable(extra) else {})}
 
 
+def lockstep_policy(policy: Policy, n: int) -> Any:
+    """``policy`` for ``n`` episodes stepped together (its ``lockstep(n)``), or a clear error."""
+    make = getattr(policy, "lockstep", None)
+    if make is None:
+        raise CohirlError(f"{type(policy).__name__} cannot step several episodes together: evaluate it with "
+                          "lockstep 1 (eval.lockstep in params.yaml).")
+    return make(n)
+
+
+def run_lockstep(
+    tasks: Sequence[Task], policy: Any, init_seeds: Sequence[int], deterministic: bool = True,
+    horizon: int | None = None,
+) -> list[dict[str, Any]]:
+    """``run_episode`` for several episodes at once: ``tasks[i]`` runs from ``init_seeds[i]``, all of
+    them step together and ``policy`` (a lockstep policy, ``lockstep_policy``) acts for every running
+    episode in one call. An episode ends as it would alone; the rows are ``run_episode``'s."""
+    if len(tasks) != len(init_seeds) or not tasks:
+        raise CohirlError(f"lockstep needs one task per episode: {len(tasks)} tasks, {len(init_seeds)} seeds.")
+    spec = tasks[0].spec
+    limit = spec.horizon if horizon is None else min(int(horizon), spec.horizon)
+    if limit < 1:
+        raise CohirlError(f"evaluation horizon must be >= 1 step, got {horizon}.")
+    obs = [task.reset(seed) for task, seed in zip(tasks, init_seeds)]
+    policy.reset(list(init_seeds))
+    n = len(tasks)
+    totals, lengths, successes = [0.0] * n, [0] * n, [False] * n
+    running = list(range(n))
+    while running:
+        actions = policy.act([obs[i] for i in running], running, deterministic=deterministic)
+        still = []
+        for i, action in zip(running, actions):
+            obs[i], reward, terminated, truncated, info = tasks[i].step(action)
+            totals[i] += reward
+            lengths[i] += 1
+            successes[i] = bool(info["success"])
+            if not (terminated or truncated or lengths[i] >= limit):
+                still.append(i)
+        running = still
+    return [{"init_seed": int(seed), "success": successes[i], "length": lengths[i], "return": totals[i],
+             **policy.episode_diagnostics(i)} for i, seed in enumerate(init_seeds)]
+
+
 # -- worker processes ----------------------------------------------------------------------------
 # Each worker builds the task and the policy once (lazily, so that errors such as an action-size
 # mismatch reach the caller as the original exception) and then runs whichever episodes it is sent.
@@ -110,6 +152,21 @@ def _worker_episode(episode: int, init_seed: int, deterministic: bool, horizon: 
     return {"episode": episode, **run_episode(task, policy, init_seed, deterministic, horizon)}
 
 
+def _worker_group(group: list[tuple[int, int]], deterministic: bool, horizon: int | None) -> list[dict[str, Any]]:
+    task, policy = _worker_state()
+    tasks = _WORKER.setdefault("lockstep_tasks", [task])
+    tasks.extend(make_task(_WORKER["task_name"], _WORKER["cameras"]) for _ in range(len(group) - len(tasks)))
+    key = ("lockstep_policy", len(group))
+    if key not in _WORKER:
+        _WORKER[key] = lockstep_policy(policy, len(group))
+    return _group_rows(group, run_lockstep(tasks[: len(group)], _WORKER[key], [s for _, s in group],
+                                           deterministic, horizon))
+
+
+def _group_rows(group: list[tuple[int, int]], rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [{"episode": episode, **row} for (episode, _), row in zip(group, rows)]
+
+
 # -- evaluation ----------------------------------------------------------------------------------
 def _pickled_factory(policy_factory: PolicyFactory) -> bytes:
     try:
@@ -138,21 +195,46 @@ def _run_in_process(policy_factory: PolicyFactory, task_name: str, cameras: Came
         task.close()
 
 
+def _run_lockstep_in_process(policy_factory: PolicyFactory, task_name: str, cameras: CameraConfig | None,
+                             groups: list[list[tuple[int, int]]], deterministic: bool, horizon: int | None,
+                             bar: Any) -> list[dict[str, Any]]:
+    tasks = [make_task(task_name, cameras) for _ in range(max(len(g) for g in groups))]
+    try:
+        policy = policy_factory()
+        check_action_dims(policy, tasks[0])
+        policies: dict[int, Any] = {}
+        rows: list[dict[str, Any]] = []
+        for group in groups:
+            if len(group) not in policies:
+                policies[len(group)] = lockstep_policy(policy, len(group))
+            seeds = [seed for _, seed in group]
+            for row in _group_rows(group, run_lockstep(tasks[: len(group)], policies[len(group)], seeds,
+                                                       deterministic, horizon)):
+                rows.append(row)
+                _advance(bar, rows)
+        return rows
+    finally:
+        for task in tasks:
+            task.close()
+
+
 def _run_in_pool(policy_factory: PolicyFactory, task_name: str, cameras: CameraConfig | None,
                  jobs: list[tuple[int, int]], workers: int, deterministic: bool, horizon: int | None,
-                 bar: Any) -> list[dict[str, Any]]:
+                 bar: Any, groups: list[list[tuple[int, int]]] | None = None) -> list[dict[str, Any]]:
     torch_threads = 1  # rows must not depend on the machine; cores go to workers
     initargs = (_pickled_factory(policy_factory), task_name, cameras, torch_threads)
     context = _worker_context(type(policy_factory).__module__)
     rows: list[dict[str, Any]] = []
     with ProcessPoolExecutor(workers, mp_context=context, initializer=_init_worker, initargs=initargs) as pool:
-        futures: list[Future[dict[str, Any]]] = [
-            pool.submit(_worker_episode, episode, init_seed, deterministic, horizon) for episode, init_seed in jobs
-        ]
+        futures: list[Future[Any]] = (
+            [pool.submit(_worker_group, group, deterministic, horizon) for group in groups] if groups else
+            [pool.submit(_worker_episode, episode, init_seed, deterministic, horizon) for episode, init_seed in jobs]
+        )
         try:
             for future in as_completed(futures):
-                rows.append(future.result())
-                _advance(bar, rows)
+                for row in (future.result() if groups else [future.result()]):
+                    rows.append(row)
+                    _advance(bar, rows)
         except BaseException:
             for future in futures:
                 future.cancel()
@@ -198,6 +280,7 @@ def evaluate(
     progress: bool = True,
     horizon: int | None = None,
     cameras: CameraConfig | None = None,
+    lockstep: int = 1,
 ) -> pd.DataFrame:
     """Evaluate ``policy_factory()`` on ``n_episodes`` seeded initial states of ``task``.
 
@@ -206,6 +289,10 @@ def evaluate(
     the episodes in that many fresh worker processes (forkserver, else spawn), each building the
     task and ``policy_factory()`` once (the factory must then be picklable).
     ``horizon`` caps episodes below the task's own horizon; ``cameras`` adds image observations.
+    ``lockstep`` > 1 steps groups of that many consecutive episodes together (``run_lockstep``: one
+    base re-plan and one small-policy forward for the whole group); a group is the unit of work of a
+    worker, so the rows do not depend on ``workers``. They equal lockstep 1's up to the rounding of
+    batched arithmetic (the same episodes, the same mode actions).
     Returns one row per episode with the columns ``COLUMNS``, sorted by episode.
     """
     from cohirl.progress import progress_bar
@@ -213,10 +300,18 @@ def evaluate(
     spec = get_spec(task)
     if workers < 1:
         raise CohirlError(f"workers must be >= 1, got {workers}.")
+    if lockstep < 1:
+        raise CohirlError(f"lockstep (episodes stepped together) must be >= 1, got {lockstep}.")
     jobs = list(enumerate(eval_init_seeds(seed, n_episodes)))
+    groups = [jobs[i: i + lockstep] for i in range(0, len(jobs), lockstep)] if lockstep > 1 and jobs else None
     bar = progress_bar(total=n_episodes, desc=f"eval {method or 'policy'} episodes", disable=not progress)
     try:
-        if workers == 1 or n_episodes <= 1:
+        if groups and (workers == 1 or len(groups) == 1):
+            rows = _run_lockstep_in_process(policy_factory, spec.name, cameras, groups, deterministic, horizon, bar)
+        elif groups:
+            rows = _run_in_pool(policy_factory, spec.name, cameras, jobs, min(workers, len(groups)), deterministic,
+                                horizon, bar, groups)
+        elif workers == 1 or n_episodes <= 1:
             rows = _run_in_process(policy_factory, spec.name, cameras, jobs, deterministic, horizon, bar)
         else:
             workers = min(workers, n_episodes)

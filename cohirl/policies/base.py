@@ -39,6 +39,10 @@ class ChunkPolicy(abc.ABC):
     chunk_len: int
     n_obs_steps: int
     obs_keys: tuple[str, ...] = (STATE_KEY, ENV_STATE_KEY)
+    # True when a chunk depends only on its own row's observations (no sampling state): then the
+    # rows of several episodes may share one predict_chunk call (lockstep evaluation) and each gets
+    # the chunk it would get alone, up to floating-point rounding of the batched arithmetic.
+    row_deterministic: bool = False
 
     @abc.abstractmethod
     def reset(self, seed: int = 0) -> None:
@@ -102,14 +106,12 @@ class ChunkStepper:
         """``Policy`` view: the frozen base acts alone (its sampling noise is seeded by ``reset``)."""
         return self.base_action(obs)
 
+    def lockstep(self, n: int) -> "LockstepChunkStepper":
+        """The same base for ``n`` episodes stepped together (``cohirl.eval.rollout`` lockstep)."""
+        return LockstepChunkStepper(self.policy, self.replan_every, n)
+
     def _push(self, obs: Obs) -> None:
-        missing = [key for key in self.policy.obs_keys if key not in obs]
-        if missing:
-            raise CohirlError(f"observation lacks {missing} that the base policy needs "
-                              f"(it has {sorted(obs)}); enable the matching cameras/features in the task.")
-        frame = {key: np.array(obs[key], copy=True) for key in self.policy.obs_keys}  # envs may reuse buffers
-        n = self.policy.n_obs_steps
-        self._history = ([frame] * n if not self._history else self._history + [frame])[-n:]
+        self._history = _pushed(self._history, obs, self.policy)
 
     def _predict(self) -> np.ndarray:
         batch = {key: np.stack([f[key] for f in self._history])[None] for key in self.policy.obs_keys}
@@ -117,6 +119,79 @@ class ChunkStepper:
         _check_chunk(chunk, 1, self.policy)
         self.n_replans += 1
         return chunk[0]
+
+
+def _pushed(history: list[Obs], obs: Obs, policy: ChunkPolicy) -> list[Obs]:
+    """``history`` + this observation's frame, the last ``n_obs_steps`` (padded at an episode's start)."""
+    missing = [key for key in policy.obs_keys if key not in obs]
+    if missing:
+        raise CohirlError(f"observation lacks {missing} that the base policy needs "
+                          f"(it has {sorted(obs)}); enable the matching cameras/features in the task.")
+    frame = {key: np.array(obs[key], copy=True) for key in policy.obs_keys}  # envs may reuse buffers
+    n = policy.n_obs_steps
+    return ([frame] * n if not history else history + [frame])[-n:]
+
+
+class LockstepChunkStepper:
+    """``ChunkStepper`` for ``n`` episodes started together and stepped together: every running
+    episode is at the same step t, so all of them re-plan at once, in one ``predict_chunk`` call.
+
+    Rows are the episodes' indices 0..n-1; ``base_actions(obs, rows)`` takes the observations of
+    the rows still running (finished episodes drop out). Needs a ``row_deterministic`` policy (e.g.
+    a diffusion base with zero initial noise, as every stage deploys it): a sampling base would
+    draw its noise in batch order, so an episode would depend on which others share its batch.
+    Also a lockstep ``Policy`` (``act``): the frozen base evaluated alone.
+    """
+
+    def __init__(self, policy: ChunkPolicy, replan_every: int, n: int) -> None:
+        if not policy.row_deterministic:
+            raise CohirlError(f"{type(policy).__name__} samples its chunks, so episodes stepped in lockstep would "
+                              "depend on each other's batch: evaluate it with lockstep 1 (eval.lockstep), or deploy "
+                              "it deterministically (zero initial noise).")
+        if n < 1:
+            raise CohirlError(f"lockstep needs at least 1 episode, got {n}.")
+        self.policy, self.n = policy, int(n)
+        self.replan_every = check_replan_every(policy, replan_every)
+        self.action_dim = int(policy.action_dim)
+        self.n_replans = 0
+        self.reset([0] * self.n)
+
+    def reset(self, seeds: Sequence[int]) -> None:
+        if len(seeds) != self.n:
+            raise CohirlError(f"lockstep stepper of {self.n} episodes reset with {len(seeds)} seeds.")
+        self.policy.reset(int(seeds[0]))  # a row-deterministic policy ignores its sampling state
+        self._histories: list[list[Obs]] = [[] for _ in range(self.n)]
+        self._chunks = np.zeros((self.n, self.policy.chunk_len, self.action_dim), np.float32)
+        self._t = 0
+
+    @property
+    def t(self) -> int:
+        """Env steps taken since ``reset`` (the same for every running episode)."""
+        return self._t
+
+    def base_actions(self, obs: Sequence[Obs], rows: Sequence[int]) -> np.ndarray:
+        """a_b(t) of each running row (len(rows), action_dim); ``obs[i]`` is row ``rows[i]``'s observation."""
+        rows = list(rows)
+        if len(obs) != len(rows) or not rows:
+            raise CohirlError(f"lockstep step needs one observation per running row: {len(obs)} for rows {rows}.")
+        for row, o in zip(rows, obs):
+            self._histories[row] = _pushed(self._histories[row], o, self.policy)
+        phase = self._t % self.replan_every
+        if phase == 0:
+            batch = {key: np.stack([np.stack([f[key] for f in self._histories[r]]) for r in rows])
+                     for key in self.policy.obs_keys}
+            chunk = np.asarray(self.policy.predict_chunk(batch), dtype=np.float32)
+            _check_chunk(chunk, len(rows), self.policy)
+            self._chunks[rows] = chunk
+            self.n_replans += 1
+        self._t += 1
+        return self._chunks[rows, phase].copy()
+
+    def act(self, obs: Sequence[Obs], rows: Sequence[int], deterministic: bool = True) -> np.ndarray:
+        return self.base_actions(obs, rows)
+
+    def episode_diagnostics(self, row: int) -> dict[str, float]:
+        return {}
 
 
 def _check_chunk(chunk: np.ndarray, batch: int, policy: ChunkPolicy) -> None:

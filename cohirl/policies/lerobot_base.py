@@ -65,6 +65,9 @@ class LerobotChunkPolicy(ChunkPolicy):
         raw_len = getattr(cfg, "horizon", None) if self.policy_type == "diffusion" else None
         raw_len = raw_len or getattr(cfg, "chunk_size", None) or getattr(cfg, "n_action_steps")
         self.chunk_len = int(raw_len) - self._offset
+        # DDIM (η = 0) from zero initial noise draws nothing: a chunk is a function of its row alone.
+        self.row_deterministic = (zero_noise and self.policy_type == "diffusion"
+                                  and str(getattr(cfg, "noise_scheduler_type", "")).upper() == "DDIM")
         self._noise_rng = torch.Generator().manual_seed(0)  # initial diffusion noise, row by row
         self._global_seed_rng = torch.Generator().manual_seed(1)  # seeds for global-RNG sampling
 

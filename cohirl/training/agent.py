@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 import numpy as np
 import torch
@@ -131,6 +131,14 @@ class ComposedPolicy:
         """Columns the evaluation adds to this episode's row (none without a value probe)."""
         return self.probe.summary() if self.probe is not None else {}
 
+    def lockstep(self, n: int) -> "LockstepComposedPolicy":
+        """The same policy for ``n`` episodes stepped together (``cohirl.eval.rollout`` lockstep)."""
+        lockstep_base = getattr(self.base, "lockstep", None)
+        if lockstep_base is None:
+            raise CohirlError(f"the base {type(self.base).__name__} cannot step episodes in lockstep: use lockstep 1.")
+        probe = self.probe.learner if self.probe is not None else None
+        return LockstepComposedPolicy(lockstep_base(n), self.actor, self.composition, self.inputs, probe)
+
     @torch.no_grad()
     def act(self, obs: Obs, deterministic: bool = True) -> np.ndarray:
         a_b = np.asarray(self.base.base_action(obs), dtype=np.float32)
@@ -143,6 +151,57 @@ class ComposedPolicy:
         if self.probe is not None:
             self.probe.observe(x, small, base, executed)
         return executed[0].numpy().astype(np.float32)
+
+
+class LockstepComposedPolicy:
+    """``ComposedPolicy`` over ``n`` episodes stepped together: one base call per re-plan and one
+    small-policy (and value-probe) forward per step for every running episode. Mode actions only
+    (evaluation); per episode the same columns as ``ComposedPolicy`` (``episode_diagnostics``)."""
+
+    def __init__(self, base: Any, actor: SmallPolicy, composition: Composition, inputs: PolicyInputs,
+                 probe_learner: Learner | None = None) -> None:
+        self.base, self.actor, self.composition, self.inputs = base, actor, composition, inputs
+        self.action_dim, self.n = base.action_dim, base.n
+        self.learner = probe_learner
+        self.reset([0] * self.n)
+
+    def reset(self, seeds: Sequence[int]) -> None:
+        self.base.reset(seeds)
+        self.q_init = np.full(self.n, np.nan)
+        self.learned_return, self.discount = np.zeros(self.n), 1.0
+
+    def episode_diagnostics(self, row: int) -> dict[str, float]:
+        if self.learner is None:
+            return {}
+        return {"q_init": float(self.q_init[row]), "learned_return": float(self.learned_return[row])}
+
+    @torch.no_grad()
+    def act(self, obs: Sequence[Obs], rows: Sequence[int], deterministic: bool = True) -> np.ndarray:
+        """Executed actions (len(rows), action_dim) of the running rows; ``obs[i]`` is row ``rows[i]``'s."""
+        if not deterministic:
+            raise CohirlError("lockstep evaluation runs mode actions only (deterministic=True).")
+        rows = list(rows)
+        a_b = self.base.base_actions(obs, rows)
+        step = np.full(len(rows), self.base.t - 1)
+        x = torch.as_tensor(self.inputs.build(np.stack([o[STATE_KEY] for o in obs]),
+                                              np.stack([o[ENV_STATE_KEY] for o in obs]), a_b, step))
+        dist = self.actor(x)
+        small = dist.mode()
+        base = torch.as_tensor(a_b)
+        executed = self.composition.compose(base, small, dist.std)
+        if self.learner is not None:
+            self._observe(rows, x, small, base, executed)
+        return executed.numpy().astype(np.float32)
+
+    def _observe(self, rows: list[int], x: torch.Tensor, small: torch.Tensor, base: torch.Tensor,
+                 executed: torch.Tensor) -> None:
+        """``ValueProbe.observe`` for every running row (all rows share the step, hence γᵗ)."""
+        assert self.learner is not None
+        if self.discount == 1.0:
+            self.q_init[rows] = self.learner.critic(x, executed).min(dim=0).values.double().numpy()
+        reward = self.learner.coherent_reward(x, small.clamp(-1 + 1e-6, 1 - 1e-6), base)
+        self.learned_return[rows] += self.discount * reward.double().numpy()
+        self.discount *= self.learner.cfg.gamma
 
 
 @dataclass(frozen=True)

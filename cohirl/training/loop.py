@@ -135,6 +135,15 @@ def _probe_means(rows: pd.DataFrame) -> dict[str, float]:
     return {"q_eval_init": float(rows.q_init.mean()), "mc_return_eval": float(rows.learned_return.mean())}
 
 
+def _eval_record(eval_cfg: Any) -> dict[str, Any]:
+    """The evaluation settings a checkpoint is tied to; lockstep 1 (one episode at a time) is left
+    out so that runs made before the option existed keep their fingerprint."""
+    record = asdict(eval_cfg)
+    if record.get("lockstep") == 1:
+        del record["lockstep"]
+    return record
+
+
 def total_updates(cfg: FinetuneConfig, learner_cfg: Any) -> int:
     """Learner updates a run's budget allows: UTD per env step once the replay holds the warm-up."""
     return max(0, cfg.env_steps - max(1, learner_cfg.warmup_steps) + 1) * learner_cfg.utd
@@ -196,7 +205,7 @@ class Finetuner:
         base_labels = hashlib.sha256(np.ascontiguousarray(self.demos.field("base_action")).tobytes()).hexdigest()
         record = {"task": self.task_name, "method": self.method, "seed": self.seed, "cfg": asdict(self.cfg),
                   "learner": self.learner_cfg.to_dict(), "composition": asdict(self.composition),
-                  "eval": asdict(self.eval_cfg), "demos": int(len(self.demos)),
+                  "eval": _eval_record(self.eval_cfg), "demos": int(len(self.demos)),
                   "base": {"replan_every": self.base.replan_every, "demo_labels_sha256": base_labels}}
         return hashlib.sha256(json.dumps(record, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
@@ -256,7 +265,7 @@ class Finetuner:
         ev, start = self.eval_cfg, time.perf_counter()
         rows = evaluate(snapshot_factory(self.base_factory, path), self.task_name, self.cfg.eval_episodes,
                         ev.seed, workers=ev.workers, method=self.method, run_seed=self.seed,
-                        progress=False, horizon=self.episode_cap)
+                        progress=False, horizon=self.episode_cap, lockstep=getattr(ev, "lockstep", 1))
         rows["env_steps"] = self.state.env_steps
         self.timing["eval_s"] += time.perf_counter() - start
         self.timing["eval_env_steps"] += int(rows.length.sum())

@@ -100,7 +100,8 @@ def _parse_set(text: str) -> tuple[str, Any]:
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--task", required=True)
-    p.add_argument("--variants", nargs="+", default=["baseline"], choices=sorted(VARIANTS))
+    p.add_argument("--variants", nargs="+", default=["baseline"],
+                   help=f"runs: one of {sorted(VARIANTS)}; --figures: any variant directory (tags included)")
     p.add_argument("--methods", nargs="+", default=["csil_residual"])
     p.add_argument("--seeds", nargs="+", type=int, default=[0])
     p.add_argument("--profile", default="quick", help="whose finetune/eval settings to start from")
@@ -128,6 +129,9 @@ def main() -> None:
         return
     from cohirl.io import write_json
 
+    unknown = sorted(set(args.variants) - set(VARIANTS))
+    if unknown:
+        raise SystemExit(f"unknown variant(s) {unknown}; known: {sorted(VARIANTS)} (tag a --set run with --tag)")
     out_root = args.out / args.profile / args.task
     for variant in args.variants:
         for method in args.methods:

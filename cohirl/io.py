@@ -19,10 +19,14 @@ def write_csv(df: pd.DataFrame, path: Path) -> Path:
     return path
 
 
-def write_json(obj: Any, path: Path) -> Path:
+def write_text(text: str, path: Path) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(obj, indent=2, default=str))
+    tmp.write_text(text)
     os.replace(tmp, path)
     return path
+
+
+def write_json(obj: Any, path: Path, sort_keys: bool = False) -> Path:
+    return write_text(json.dumps(obj, indent=2, default=str, sort_keys=sort_keys), path)

@@ -3,6 +3,7 @@
 Layout of artefacts (paths relative to the repository root):
 ``data/demos/<task>`` (stage 1) → ``data/base/<task>`` + ``results/base/<task>.csv`` (stage 2) →
 ``results/runs/<task>/<method>/<seed>/`` (stages 3–4) → ``results/tables``, ``results/figures`` (5).
+Every file is written through :mod:`cohirl.io`'s atomic writers (a temporary sibling, then a rename).
 """
 
 from __future__ import annotations
@@ -14,9 +15,9 @@ from typing import Any
 
 import pandas as pd
 
-from cohirl.config import from_dict, read_params, task_settings
+from cohirl.config import from_dict, profile_section, read_params, task_settings
 from cohirl.errors import CohirlError
-from cohirl.io import write_csv
+from cohirl.io import write_csv, write_json, write_text
 
 DEMOS_DIR, BASE_DIR, RESULTS_DIR = Path("data/demos"), Path("data/base"), Path("results")
 
@@ -177,3 +178,143 @@ def pretrained_learner(task: str, method: str, seed: int = 0, progress: bool = T
 
 __all__ = ["BaseStageConfig", "DemoScalingConfig", "EvalConfig", "evaluate_base",
            "pretrained_learner", "run_base_stage", "run_demo_scaling", "run_finetune_stage", "stage_config"]
+
+
+
+# ---------------------------------------------------------------- stage 3: the reward's diagnostics
+REWARD_SCALES = (0.0, 0.05, 0.1, 0.2, 0.4, 0.8)  # perturbation std in the small policy's action space
+REWARD_SHIFTS = (0, 1, 3, 10, 30, 100)  # state shift in standard deviations
+
+
+@dataclass
+class RewardDiagnostics:
+    """Notebook 03's three checks of the coherent reward after BC + critic pretraining."""
+
+    metrics: dict[str, float]  # pretraining metrics
+    perturbation: pd.DataFrame  # mean reward vs perturbation of the demonstrated action
+    far_from_data: pd.DataFrame  # max |r| vs state shift, HetStat and an MLP head
+    action_gradients: dict[str, float]  # median ‖∇ₐQ‖ at demo and at random actions
+    summary: pd.DataFrame  # the rows written to results/reward/<task>.csv
+
+
+def run_reward_stage(task: str, method: str = "csil_residual", seed: int = 0, out_csv: Path | None = None,
+                     progress: bool = True) -> RewardDiagnostics:
+    """Pretrain (BC + critic) and measure the coherent reward: peak at the demonstrated action,
+    reversion far from the data (vs an MLP head), stationary demo actions; writes the summary rows."""
+    import numpy as np
+
+    from cohirl.csil.diagnostics import action_gradient_norms, reward_far_from_data, reward_vs_perturbation
+
+    learner, demos, metrics = pretrained_learner(task, method, seed, progress)
+    mlp_learner, _, _ = pretrained_learner(task, method, seed, progress,
+                                           learner_overrides={"policy_head": "mlp", "pretrain_critic": False})
+    batch = demos.sample(512, np.random.default_rng(seed))  # demonstration transitions
+    pert = reward_vs_perturbation(learner, batch, list(REWARD_SCALES))
+    far = reward_far_from_data(learner, batch, list(REWARD_SHIFTS)).assign(head="hetstat")
+    far_mlp = reward_far_from_data(mlp_learner, batch, list(REWARD_SHIFTS)).assign(head="mlp")
+    far_all = pd.concat([far, far_mlp])
+    grads = action_gradient_norms(learner, batch)
+    summary = pd.concat([pert.assign(kind="perturbation"), far_all.assign(kind="far_from_data")])
+    summary = summary.assign(task=task, method=method, seed=seed, grad_demo=grads["demo"], grad_random=grads["random"])
+    write_csv(summary, Path(out_csv or RESULTS_DIR / "reward" / f"{task}.csv"))
+    return RewardDiagnostics(metrics, pert, far_all, grads, summary)
+
+# ---------------------------------------------------------------- stage 1: demonstrations
+def run_demos_stage(task: str, out_root: Path | None = None, summary_dir: Path | None = None,
+                    n_demos: int | None = None, profile: str | None = None, progress: bool = True) -> tuple[Any, dict[str, Any]]:
+    """Collect (or reuse) the task's demonstrations and write their summary ``<summary_dir>/<task>.json``.
+
+    Returns (the demonstrations as arrays, the summary: expert success over all attempts with its
+    Wilson interval, frames, mean length, noise)."""
+    from cohirl.demos.pipeline import DemosConfig, load_or_make_demos
+    from cohirl.eval.stats import wilson_interval
+
+    settings = task_settings(read_params(), "demos", task, profile)
+    if n_demos is not None:
+        settings["n_demos"] = int(n_demos)
+    cfg = from_dict(DemosConfig, settings, "demos")
+    demos = load_or_make_demos(task, cfg, Path(out_root or DEMOS_DIR) / task, progress=progress)
+    attempts, successes = demos.provenance["attempts"], demos.provenance["successes"]
+    low, high = wilson_interval(successes, attempts)
+    lengths = [s.stop - s.start for s in demos.episode_slices()]
+    summary = {"task": task, "n_demos": demos.n_episodes, "frames": int(len(demos.action)),
+               "expert_attempts": attempts, "expert_successes": successes,
+               "expert_success_rate": successes / attempts, "wilson_low": low, "wilson_high": high,
+               "mean_length": float(sum(lengths) / len(lengths)), "noise": asdict(cfg.noise)}
+    write_json(summary, Path(summary_dir or RESULTS_DIR / "demos") / f"{task}.json")
+    return demos, summary
+
+
+# ---------------------------------------------------------------- stage 5: report
+@dataclass
+class Report:
+    """What stage 5 wrote: the tables (also under ``out_tables``) and the figures (under ``out_figures``)."""
+
+    tasks: list[str]
+    methods: list[str]
+    evals: pd.DataFrame
+    main: pd.DataFrame
+    initial_drop: pd.DataFrame
+    aggregates: pd.DataFrame
+    improvement: pd.DataFrame
+    demos_equivalent: pd.DataFrame
+    claims: pd.DataFrame
+    headline: dict[str, float]
+    figures: dict[str, Any] = field(default_factory=dict)
+    demo_scaling_note: str = ""
+
+
+def run_report(results_dir: Path = RESULTS_DIR, out_tables: Path | None = None, out_figures: Path | None = None,
+               profile: str | None = None) -> Report:
+    """Tables, figures, claims and ``metrics.json`` from the result rows of the (active) profile."""
+    import matplotlib.pyplot as plt
+
+    from cohirl.report import figures, results, tables
+
+    params = read_params()
+    section = profile_section(params, profile)
+    results_dir = Path(results_dir)
+    out_t, out_f = Path(out_tables or results_dir / "tables"), Path(out_figures or results_dir / "figures" / "paper")
+    tasks, methods = list(section["tasks"]), list(section["methods"])
+    evals = results.load_evals(results_dir, methods=methods, tasks=tasks, seeds=section["seeds"])
+    base = results.load_base(results_dir, tasks)
+    figs: dict[str, Any] = {}
+
+    def save(fig: Any, name: str) -> None:
+        figures.save_figure(fig, out_f, name)
+        plt.close(fig)  # kept for display (the notebook shows it once, where it explains it)
+        figs[name] = fig
+
+    save(figures.learning_curves(evals, base, methods), "learning_curves")
+    main = tables.main_table(evals, base, methods)
+    write_csv(main, out_t / "main_table.csv")
+    wide = tables.format_cells(main)
+    write_text(wide.to_markdown() + "\n", out_t / "main_table.md")
+    write_text(wide.to_latex(), out_t / "main_table.tex")
+
+    drop = tables.initial_drop(evals, base, fraction=0.2)
+    write_csv(drop, out_t / "initial_drop.csv")
+    save(figures.learning_curves(evals, base, methods, max_fraction=0.2, title="first 20 % of the budget"),
+         "initial_drop")
+
+    agg, poi = tables.aggregates(evals, methods), tables.improvement_probabilities(evals)
+    write_csv(agg, out_t / "aggregates.csv")
+    write_csv(poi, out_t / "probability_of_improvement.csv")
+
+    curves = {t: c for t in tasks if (c := results.load_demo_scaling(results_dir, t)) is not None}
+    final = results.final_rows(evals).groupby(["task", "method"]).success_rate.mean().reset_index()
+    final["demos_needed_by_bc"] = [tables.demos_needed(curves[r.task], r.success_rate) if r.task in curves
+                                   else float("nan") for r in final.itertuples()]
+    write_csv(final, out_t / "demos_equivalent.csv")
+    note = (f"demo scaling not measured in profile {profile or params['profile']!r} "
+            "(its demo_scaling.n_demos is empty in params.yaml)")
+    save(figures.demo_scaling_plot(curves, note), "demo_scaling")
+    save(figures.critic_calibration(evals, [m for m in methods if m.startswith("csil")]), "critic_calibration")
+
+    claim_rows = pd.concat([tables.claims(evals, base, m) for m in methods if m.startswith("csil")])
+    write_csv(claim_rows, out_t / "claims.csv")
+    write_text(claim_rows.to_markdown(index=False) + "\n", out_t / "claims.md")
+    headline = {f"{r.task}/{r.method}": round(float(r.success_rate), 4) for r in final.itertuples()}
+    write_json(headline, results_dir / "metrics.json", sort_keys=True)
+    return Report(tasks, methods, evals, main, drop, agg, poi, final, claim_rows, headline, figs,
+                  "" if curves else note)

@@ -28,44 +28,25 @@ n_demos = None
 show_frames = True
 
 # %%
-import json
-from dataclasses import asdict
 from pathlib import Path
 
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
-from cohirl.config import from_dict, read_params, task_settings
-from cohirl.demos.pipeline import DemosConfig, load_or_make_demos
 from cohirl.demos.plots import eef_trajectory_plot, frame_strip
 from cohirl.envs import get_spec
-from cohirl.eval.stats import wilson_interval
+from cohirl.stages import run_demos_stage
 
-settings = task_settings(read_params(), "demos", task, profile)
-if n_demos is not None:
-    settings["n_demos"] = int(n_demos)
-cfg = from_dict(DemosConfig, settings, "demos")
 spec = get_spec(task)
 print(spec)
-print(cfg)
 
 # %%
-demos = load_or_make_demos(task, cfg, Path(out_root) / task)
-prov = demos.provenance
-attempts, successes = prov["attempts"], prov["successes"]
-low, high = wilson_interval(successes, attempts)
+demos, summary = run_demos_stage(task, Path(out_root), Path(summary_dir), n_demos, profile)
 lengths = np.array([s.stop - s.start for s in demos.episode_slices()])
 print(f"{demos.n_episodes} demos, {len(demos.action)} frames in {demos.root}")
-print(f"expert success {successes}/{attempts} = {successes / attempts:.2f} (95% Wilson [{low:.2f}, {high:.2f}])")
-
-# %%
-summary = {"task": task, "n_demos": demos.n_episodes, "frames": int(len(demos.action)),
-           "expert_attempts": attempts, "expert_successes": successes,
-           "expert_success_rate": successes / attempts, "wilson_low": low, "wilson_high": high,
-           "mean_length": float(lengths.mean()), "noise": asdict(cfg.noise)}
-Path(summary_dir).mkdir(parents=True, exist_ok=True)
-Path(summary_dir, f"{task}.json").write_text(json.dumps(summary, indent=2))
+print(f"expert success {summary['expert_successes']}/{summary['expert_attempts']} = "
+      f"{summary['expert_success_rate']:.2f} (95% Wilson [{summary['wilson_low']:.2f}, {summary['wilson_high']:.2f}])")
 pd.DataFrame([summary]).drop(columns="noise")
 
 # %%

@@ -31,57 +31,37 @@ seed = 0
 out_csv = None
 
 # %%
-from pathlib import Path
-
 import matplotlib.pyplot as plt
-import numpy as np
-import pandas as pd
 
-from cohirl.csil.diagnostics import action_gradient_norms, reward_far_from_data, reward_vs_perturbation
-from cohirl.io import write_csv
-from cohirl.stages import RESULTS_DIR, pretrained_learner
+from cohirl.stages import run_reward_stage
 
-learner, demos, metrics = pretrained_learner(task, method, seed)
-mlp_learner, _, _ = pretrained_learner(task, method, seed, learner_overrides={"policy_head": "mlp",
-                                                                              "pretrain_critic": False})
-print({k: round(v, 4) for k, v in metrics.items()})
-batch = demos.sample(512, np.random.default_rng(seed))  # demonstration transitions
+diag = run_reward_stage(task, method, seed, out_csv)
+print({k: round(v, 4) for k, v in diag.metrics.items()})
 
 # %% [markdown]
 # ## 1. Reward along the demonstrations vs perturbed actions
 
 # %%
-scales = [0.0, 0.05, 0.1, 0.2, 0.4, 0.8]
-pert = reward_vs_perturbation(learner, batch, scales)
-ax = pert.plot(x="perturbation", y="mean_reward", marker="o", figsize=(5, 3.5), legend=False)
+ax = diag.perturbation.plot(x="perturbation", y="mean_reward", marker="o", figsize=(5, 3.5), legend=False)
 ax.set(xlabel="perturbation std (small-policy action space)", ylabel="mean coherent reward",
        title=f"{task}: reward peaks at the demonstrated action")
-pert
+diag.perturbation
 
 # %% [markdown]
 # ## 2. Far from the data: HetStat reverts to the prior, an MLP head does not
 
 # %%
-shifts = [0, 1, 3, 10, 30, 100]
-far = reward_far_from_data(learner, batch, shifts).assign(head="hetstat")
-far_mlp = reward_far_from_data(mlp_learner, batch, shifts).assign(head="mlp")
-far_all = pd.concat([far, far_mlp])
 fig, ax = plt.subplots(figsize=(5, 3.5))
-for head, rows in far_all.groupby("head"):
+for head, rows in diag.far_from_data.groupby("head"):
     ax.plot(rows.shift_in_stds, rows.max_abs_reward, marker="o", label=head)
 ax.set(xscale="symlog", yscale="log", xlabel="state shift (standard deviations)",
        ylabel="median max |r| over actions", title="reward far from the data")
 ax.legend()
-far_all
+diag.far_from_data
 
 # %% [markdown]
 # ## 3. Critic pretraining: demonstrated actions become stationary points of Q
 
 # %%
-grads = action_gradient_norms(learner, batch)
+grads = diag.action_gradients
 print(f"median ||grad_a Q||: demo actions {grads['demo']:.4f}, random actions {grads['random']:.4f}")
-
-# %%
-summary = pd.concat([pert.assign(kind="perturbation"), far_all.assign(kind="far_from_data")])
-summary = summary.assign(task=task, method=method, seed=seed, grad_demo=grads["demo"], grad_random=grads["random"])
-write_csv(summary, Path(out_csv or RESULTS_DIR / "reward" / f"{task}.csv"))

@@ -22,7 +22,7 @@ import numpy as np  # noqa: E402
 from PIL import Image  # noqa: E402
 
 from cohirl.envs import make_expert, make_task  # noqa: E402
-from cohirl.envs.mimicgen_tasks import SPECS, MimicGenTask  # noqa: E402
+from cohirl.envs.mimicgen.tasks import SPECS, MimicGenTask  # noqa: E402
 
 CAMERAS = {"coffee": "agentview", "mug_cleanup": "sideview", "threading": "agentview", "hammer_cleanup": "sideview"}
 MIDWAY_PHASES = ("release", "insert")  # first step of one of these phases is the "midway" picture

@@ -216,9 +216,12 @@ def _actor_gradient_at_init(penalty_weight: float) -> float:
                         critic_pretrain_batch_size=128, grad_penalty_weight=penalty_weight, reward_variant="positive")
     learner, _ = build_learner(cfg, composition, demo_buffer(episodes, composition, 1, cfg.gamma), seed=0)
     obs, base = torch.zeros(4096, 3), torch.zeros(4096, 2)
-    dist, u, executed = learner._sample_executed(obs, base)
+    dist = learner.actor(obs)
+    u, executed = learner._executed(dist, base)
+    with torch.no_grad():
+        ref = learner.reference(obs)
     q = losses.reduce_heads(learner.critic(obs, executed), learner.cfg.actor_q_reduction)
-    loss, _ = losses.actor_loss(q, learner._regulariser(obs, dist, u))
+    loss, _ = losses.actor_loss(q, learner._regulariser(dist, u, ref))
     grads = torch.autograd.grad(loss, list(learner.actor.parameters()), allow_unused=True)
     return float(torch.sqrt(sum(g.square().sum() for g in grads if g is not None)))
 

@@ -204,7 +204,7 @@ def test_stage_lists_every_file_and_params_section_it_uses(name: str) -> None:
 def test_closure_is_by_function_not_by_module() -> None:
     base, _ = entry_closure("cohirl notebook 02_base_policy")
     assert {"cohirl/stages.py", "cohirl/policies/train_base.py", "cohirl/demos/dataset.py"} <= base.files
-    assert "cohirl/envs/robosuite_tasks.py" in base.files  # named as a string by the task registry
+    assert "cohirl/envs/robosuite/tasks.py" in base.files  # named as a string by the task registry
     assert not any(f.startswith(("cohirl/training/", "cohirl/csil/")) for f in base.files)
     assert {"base", "eval"} <= base.sections and "finetune" not in base.sections
     finetune, _ = entry_closure("cohirl notebook 04_finetune")

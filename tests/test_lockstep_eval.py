@@ -65,6 +65,23 @@ def test_lockstep_rows_equal_one_at_a_time_and_do_not_depend_on_workers() -> Non
     assert alone.equals(together) and together.equals(pooled)
 
 
+def test_tasks_built_once_serve_later_evaluations_with_the_same_rows() -> None:
+    """In-process evaluations keep their built tasks (a Meta-World build costs ~0.65 s); a reused task
+    gives the rows a fresh one gives, in another order of episodes too."""
+    from cohirl.eval import rollout
+
+    rollout._BUILT_TASKS.clear()
+    run = dict(task=TASK, seed=11, method="base", progress=False, horizon=17)
+    first = evaluate(RowwiseBaseFactory(), n_episodes=4, lockstep=4, **run)
+    built = list(rollout.built_tasks(TASK, None, 4))
+    again = evaluate(RowwiseBaseFactory(), n_episodes=4, lockstep=4, **run)
+    assert rollout.built_tasks(TASK, None, 4) == built  # the same objects, not rebuilt
+    alone = evaluate(RowwiseBaseFactory(), n_episodes=4, **run)  # reuses task 0 for every episode
+    rollout._BUILT_TASKS.clear()
+    fresh = evaluate(RowwiseBaseFactory(), n_episodes=4, lockstep=2, **run)
+    assert first.equals(again) and first.equals(alone) and first.equals(fresh)
+
+
 class EndingTask:
     """Stands in for a Task: episode ``seed`` succeeds at step seed % 7 + 1 (ends differ per row)."""
 

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from cohirl.envs import ENV_STATE_KEY, STATE_KEY, CameraConfig, get_spec, make_expert, make_task
-from cohirl.envs import metaworld_tasks as mw
+from cohirl.envs.metaworld import tasks as mw
 from cohirl.errors import CohirlError
 
 TASK_NAMES = [spec.name for spec in mw.SPECS]

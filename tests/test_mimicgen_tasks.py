@@ -10,7 +10,7 @@ from cohirl.envs.mimicgen import coffee as cf
 from cohirl.envs.mimicgen import drawer as dr
 from cohirl.envs.mimicgen import threading_env as th
 from cohirl.envs.mimicgen.objects import yaw_quat
-from cohirl.envs.mimicgen_tasks import SPECS, MimicGenTask
+from cohirl.envs.mimicgen.tasks import SPECS, MimicGenTask
 from cohirl.errors import CohirlError
 
 TASKS = ("coffee", "mug_cleanup", "threading", "hammer_cleanup")

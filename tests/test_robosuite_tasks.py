@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from cohirl.envs import ENV_STATE_KEY, STATE_KEY, CameraConfig, get_spec, make_expert, make_task
-from cohirl.envs.robosuite_tasks import SPECS, RobosuiteTask
+from cohirl.envs.robosuite.tasks import SPECS, RobosuiteTask
 from cohirl.errors import CohirlError
 
 TASKS = [spec.name for spec in SPECS]

@@ -54,6 +54,14 @@ def concat_batches(first: dict[str, torch.Tensor], second: dict[str, torch.Tenso
     return {k: torch.cat([first[k], second[k]], dim=0) for k in first}
 
 
+@dataclasses.dataclass(frozen=True)
+class _PolicyViews:
+    """The actor's distribution π(·|s) and the frozen reference q₀(·|s) (None without a KL) at one set of rows."""
+
+    pi: TanhNormal
+    ref: TanhNormal | None
+
+
 def _frozen_copy(module: nn.Module) -> nn.Module:
     clone = copy.deepcopy(module)
     clone.requires_grad_(False)
@@ -90,9 +98,10 @@ class Learner:
         self.critic_target = _frozen_copy(self.critic)
         self.reward_policy: SmallPolicy | None = copy.deepcopy(bc_policy) if cfg.uses_coherent_reward else None
         self.reference: SmallPolicy | None = _frozen_copy(bc_policy) if bc_policy is not None else None  # type: ignore[assignment]
-        self.actor_opt = torch.optim.Adam(self.actor.parameters(), lr=cfg.actor_lr)
-        self.critic_opt = torch.optim.Adam(self.critic.parameters(), lr=cfg.critic_lr)
-        self.reward_opt = (torch.optim.SGD(self.reward_policy.parameters(), lr=cfg.reward_lr)
+        # foreach: one multi-tensor kernel per optimiser op instead of one per parameter (same arithmetic)
+        self.actor_opt = torch.optim.Adam(self.actor.parameters(), lr=cfg.actor_lr, foreach=True)
+        self.critic_opt = torch.optim.Adam(self.critic.parameters(), lr=cfg.critic_lr, foreach=True)
+        self.reward_opt = (torch.optim.SGD(self.reward_policy.parameters(), lr=cfg.reward_lr, foreach=True)
                            if self.reward_policy is not None else None)
         self.update_generator = torch.Generator().manual_seed(2 * seed + 1)
         self.act_generator = torch.Generator().manual_seed(2 * seed + 2)
@@ -140,30 +149,43 @@ class Learner:
         return r + self.cfg.sparse_weight * b["reward"] if self.cfg.reward_source == "coherent+sparse" else r
 
     # ------------------------------------------------------------------ policy helpers
-    def _sample_executed(
-        self, obs: torch.Tensor, base_action: torch.Tensor
-    ) -> tuple[TanhNormal, torch.Tensor, torch.Tensor]:
-        """(π(·|s), pre-tanh sample u, executed action compose(a_b, tanh u)) with gradients."""
-        dist = self.actor(obs)
+    def _executed(self, dist: TanhNormal, base_action: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(pre-tanh sample u ~ dist, executed action compose(a_b, tanh u)), with gradients."""
         u = dist.rsample_pre_tanh(self.update_generator)
-        executed = self.composition.compose(base_action, torch.tanh(u), dist.std)
-        return dist, u, executed
+        return u, self.composition.compose(base_action, torch.tanh(u), dist.std)
 
-    def _regulariser(self, obs: torch.Tensor, dist: TanhNormal, u: torch.Tensor) -> torch.Tensor:
-        """β·KL(π‖q₀) (exact or sampled), α_ent·log π, or 0 — per state [B]."""
+    def _regulariser(self, dist: TanhNormal, u: torch.Tensor, ref: TanhNormal | None) -> torch.Tensor:
+        """β·KL(π‖q₀) (exact or sampled), α_ent·log π, or 0 — per state [B]; ``ref`` is q₀(·|s)."""
         cfg = self.cfg
         if cfg.actor_reg == "none":
-            return torch.zeros(obs.shape[0])
+            return torch.zeros(u.shape[0])
         log_pi = dist.log_prob_from_pre_tanh(u)
         if cfg.actor_reg == "entropy":
             return cfg.entropy_alpha * log_pi
-        if self.reference is None:
+        if ref is None:
             raise CohirlError("actor_reg='kl_to_bc' needs the BC reference policy q₀.")
-        with torch.no_grad():
-            ref = self.reference(obs)
         if cfg.kl_estimator == "exact":
             return cfg.beta * losses.gaussian_kl(dist.mean, dist.std, ref.mean, ref.std)
         return cfg.beta * (log_pi - ref.log_prob_from_pre_tanh(u))
+
+    def _policies_at(self, b: dict[str, torch.Tensor], actor_step: bool) -> tuple[_PolicyViews, _PolicyViews | None]:
+        """π and q₀ at s' (no gradient) and, for an actor step, at s (π with gradient).
+
+        The actor does not change between the TD target and the actor step, so one forward of each
+        network over [s'; s] serves both (three HetStat forwards per update instead of five).
+        """
+        n = b["next_obs"].shape[0]
+        obs = torch.cat([b["next_obs"], b["obs"]]) if actor_step else b["next_obs"]
+        with torch.set_grad_enabled(actor_step):
+            dist = self.actor(obs)
+        ref = None
+        if self.cfg.actor_reg == "kl_to_bc" and self.reference is not None:
+            with torch.no_grad():
+                ref = self.reference(obs)
+        nxt = _PolicyViews(dist.rows(0, n, detach=True), ref.rows(0, n) if ref is not None else None)
+        if not actor_step:
+            return nxt, None
+        return nxt, _PolicyViews(dist.rows(n, 2 * n), ref.rows(n, 2 * n) if ref is not None else None)
 
     def _target_heads(self) -> torch.Tensor | None:
         k = self.cfg.critic_target_heads
@@ -184,12 +206,15 @@ class Learner:
             nn.utils.clip_grad_norm_(module.parameters(), self.cfg.max_grad_norm)
         optimizer.step()
 
-    def td_target(self, b: dict[str, torch.Tensor], reward: torch.Tensor) -> torch.Tensor:
-        """y = r + γ^k(1 - done)·min(Q̄(s', a') - reg(s'), R_max/(1-γ)), a' ~ π (step 6)."""
+    def td_target(self, b: dict[str, torch.Tensor], reward: torch.Tensor, nxt: _PolicyViews | None = None) -> torch.Tensor:
+        """y = r + γ^k(1 - done)·min(Q̄(s', a') - reg(s'), R_max/(1-γ)), a' ~ π (step 6).
+
+        ``nxt``: π and q₀ at s' when the caller already has them (``update`` does)."""
         with torch.no_grad():
-            dist, u, next_exec = self._sample_executed(b["next_obs"], b["next_base_action"])
+            nxt = nxt or self._policies_at(b, actor_step=False)[0]
+            u, next_exec = self._executed(nxt.pi, b["next_base_action"])
             next_q = losses.reduce_heads(self.critic_target(b["next_obs"], next_exec), "min", self._target_heads())
-            reg = self._regulariser(b["next_obs"], dist, u)
+            reg = self._regulariser(nxt.pi, u, nxt.ref)
             done = torch.zeros_like(b["terminated"]) if self.cfg.ignore_termination else b["terminated"]
             return losses.soft_td_target(reward, b["discount"], done, next_q, reg, self.cfg.value_clip())
 
@@ -218,16 +243,16 @@ class Learner:
         self._apply(self.reward_opt, loss, "reward", self.reward_policy)  # type: ignore[arg-type]
         return metrics
 
-    def _actor_step(self, b: dict[str, torch.Tensor]) -> dict[str, float]:
-        dist, u, executed = self._sample_executed(b["obs"], b["base_action"])
+    def _actor_step(self, b: dict[str, torch.Tensor], here: _PolicyViews) -> dict[str, float]:
+        u, executed = self._executed(here.pi, b["base_action"])
         self.critic.requires_grad_(False)  # the actor loss differentiates through Q only w.r.t. a
         try:
             q = losses.reduce_heads(self.critic(b["obs"], executed), self.cfg.actor_q_reduction)
-            loss, metrics = losses.actor_loss(q, self._regulariser(b["obs"], dist, u))
+            loss, metrics = losses.actor_loss(q, self._regulariser(here.pi, u, here.ref))
             self._apply(self.actor_opt, loss, "actor", self.actor)
         finally:
             self.critic.requires_grad_(True)
-        metrics["policy_std"] = float(dist.std.detach().mean())
+        metrics["policy_std"] = float(here.pi.std.detach().mean())
         return metrics
 
     def update(self, demo_batch: Batch, replay_batch: Batch | None) -> dict[str, float]:
@@ -240,15 +265,17 @@ class Learner:
         b = concat_batches(demo, to_tensors(replay_batch, self.cfg.gamma) if replay_batch is not None else None)
         n_demo = demo["obs"].shape[0]
         refine = self.cfg.refine_reward and replay_batch is not None
+        actor_step = self.num_updates >= self.cfg.critic_only_updates
+        nxt, here = self._policies_at(b, actor_step)
         log_q = None
         if self.cfg.uses_coherent_reward:  # one q_φ pass serves the TD reward and the refinement
             with torch.set_grad_enabled(refine):
                 log_q = self._reward_log_q(b["obs"], b["policy_action"])
-        metrics = self.critic_step(b, self.td_target(b, self._critic_reward(b, log_q)), n_demo)
+        metrics = self.critic_step(b, self.td_target(b, self._critic_reward(b, log_q), nxt), n_demo)
         if refine:
             metrics.update(self._reward_step(b, log_q, n_demo))  # type: ignore[arg-type]
-        if self.num_updates >= self.cfg.critic_only_updates:
-            metrics.update(self._actor_step(b))
+        if here is not None:
+            metrics.update(self._actor_step(b, here))
         self.num_updates += 1
         metrics["updates"] = float(self.num_updates)
         return metrics

@@ -110,6 +110,11 @@ class TanhNormal:
         """tanh(mean): the evaluation action (paper.md step 3)."""
         return torch.tanh(self.mean)
 
+    def rows(self, start: int, stop: int, detach: bool = False) -> "TanhNormal":
+        """The distribution of rows ``start:stop`` (stop-gradiented with ``detach``)."""
+        mean, std = self.mean[start:stop], self.std[start:stop]
+        return TanhNormal(mean.detach(), std.detach()) if detach else TanhNormal(mean, std)
+
     def detach_mean(self) -> "TanhNormal":
         """The 'faithful' cut distribution: same std, mean stop-gradiented (step 4)."""
         return TanhNormal(self.mean.detach(), self.std)

@@ -1,6 +1,7 @@
 """Task registry: named tasks behind one interface (``cohirl.envs.base.Task``).
 
-Each simulator module exposes ``SPECS`` (static ``TaskSpec`` tuples, importable without starting
+Each simulator has a package (``robosuite``, ``mimicgen``, ``metaworld``) whose ``tasks`` module, named
+in ``_MODULES``, exposes ``SPECS`` (static ``TaskSpec`` tuples, importable without starting
 the simulator), ``make(spec, cameras, **kwargs) -> Task`` and ``make_expert(task) -> Expert``.
 """
 
@@ -14,9 +15,9 @@ from cohirl.envs.experts import Expert
 from cohirl.errors import CohirlError
 
 _MODULES = (
-    "cohirl.envs.robosuite_tasks",
-    "cohirl.envs.mimicgen_tasks",
-    "cohirl.envs.metaworld_tasks",
+    "cohirl.envs.robosuite.tasks",
+    "cohirl.envs.mimicgen.tasks",
+    "cohirl.envs.metaworld.tasks",
 )
 
 # The paper's six MimicGen tasks (issue 5). Tasks not yet registered are skipped by `paper_suite()`.

@@ -168,6 +168,20 @@ def _group_rows(group: list[tuple[int, int]], rows: list[dict[str, Any]]) -> lis
 
 
 # -- evaluation ----------------------------------------------------------------------------------
+# Tasks built by in-process evaluations, kept for the process's later evaluations of the same task:
+# building one costs ~0.65 s on Meta-World (its benchmark constructor resets the env ~50 times), as
+# much as 500 env steps, and a finetuning run evaluates every few thousand steps. An episode depends
+# only on its initial-state seed (``Task.reset(seed)``), never on what the task ran before.
+_BUILT_TASKS: dict[tuple[str, str], list[Task]] = {}
+
+
+def built_tasks(task_name: str, cameras: CameraConfig | None, n: int) -> list[Task]:
+    """``n`` built instances of ``task_name`` (with ``cameras``), reused across evaluation calls."""
+    pool = _BUILT_TASKS.setdefault((task_name, repr(cameras)), [])
+    pool.extend(make_task(task_name, cameras) for _ in range(n - len(pool)))
+    return pool[:n]
+
+
 def _pickled_factory(policy_factory: PolicyFactory) -> bytes:
     try:
         return pickle.dumps(policy_factory)
@@ -182,40 +196,33 @@ def _pickled_factory(policy_factory: PolicyFactory) -> bytes:
 def _run_in_process(policy_factory: PolicyFactory, task_name: str, cameras: CameraConfig | None,
                     jobs: list[tuple[int, int]], deterministic: bool, horizon: int | None,
                     bar: Any) -> list[dict[str, Any]]:
-    task = make_task(task_name, cameras)
-    try:
-        policy = policy_factory()
-        check_action_dims(policy, task)
-        rows = []
-        for episode, init_seed in jobs:
-            rows.append({"episode": episode, **run_episode(task, policy, init_seed, deterministic, horizon)})
-            _advance(bar, rows)
-        return rows
-    finally:
-        task.close()
+    task = built_tasks(task_name, cameras, 1)[0]
+    policy = policy_factory()
+    check_action_dims(policy, task)
+    rows = []
+    for episode, init_seed in jobs:
+        rows.append({"episode": episode, **run_episode(task, policy, init_seed, deterministic, horizon)})
+        _advance(bar, rows)
+    return rows
 
 
 def _run_lockstep_in_process(policy_factory: PolicyFactory, task_name: str, cameras: CameraConfig | None,
                              groups: list[list[tuple[int, int]]], deterministic: bool, horizon: int | None,
                              bar: Any) -> list[dict[str, Any]]:
-    tasks = [make_task(task_name, cameras) for _ in range(max(len(g) for g in groups))]
-    try:
-        policy = policy_factory()
-        check_action_dims(policy, tasks[0])
-        policies: dict[int, Any] = {}
-        rows: list[dict[str, Any]] = []
-        for group in groups:
-            if len(group) not in policies:
-                policies[len(group)] = lockstep_policy(policy, len(group))
-            seeds = [seed for _, seed in group]
-            for row in _group_rows(group, run_lockstep(tasks[: len(group)], policies[len(group)], seeds,
-                                                       deterministic, horizon)):
-                rows.append(row)
-                _advance(bar, rows)
-        return rows
-    finally:
-        for task in tasks:
-            task.close()
+    tasks = built_tasks(task_name, cameras, max(len(g) for g in groups))
+    policy = policy_factory()
+    check_action_dims(policy, tasks[0])
+    policies: dict[int, Any] = {}
+    rows: list[dict[str, Any]] = []
+    for group in groups:
+        if len(group) not in policies:
+            policies[len(group)] = lockstep_policy(policy, len(group))
+        seeds = [seed for _, seed in group]
+        for row in _group_rows(group, run_lockstep(tasks[: len(group)], policies[len(group)], seeds,
+                                                   deterministic, horizon)):
+            rows.append(row)
+            _advance(bar, rows)
+    return rows
 
 
 def _run_in_pool(policy_factory: PolicyFactory, task_name: str, cameras: CameraConfig | None,

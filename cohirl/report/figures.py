@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Sequence
 
@@ -120,7 +121,11 @@ def demo_scaling_plot(curves: dict[str, pd.DataFrame], note: str = "") -> Figure
 
 
 def save_figure(fig: Figure, out_dir: Path, name: str) -> None:
+    """``<name>.png`` and ``.pdf`` under ``out_dir``, each written to a temporary sibling, then renamed."""
+    out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     for ext in ("png", "pdf"):  # no creation date in the PDF: same rows -> byte-identical figures
         metadata = {"CreationDate": None} if ext == "pdf" else None
-        fig.savefig(out_dir / f"{name}.{ext}", dpi=150, bbox_inches="tight", metadata=metadata)
+        tmp = out_dir / f".{name}.{ext}.tmp"
+        fig.savefig(tmp, format=ext, dpi=150, bbox_inches="tight", metadata=metadata)
+        os.replace(tmp, out_dir / f"{name}.{ext}")

@@ -85,6 +85,10 @@ class MimicGenEnv(ManipulationEnv):
     def _fixture_regions(self) -> dict[str, Region]:
         """Placement region per fixture name, for ``self.distribution``."""
 
+    def by_distribution(self, d0: dict[str, Region], d1: dict[str, Region]) -> dict[str, Region]:
+        """The placement regions for ``self.distribution``: ``d0`` (narrow) or ``d1`` (wide)."""
+        return d0 if self.distribution == "D0" else d1
+
     def _reset_articulations(self) -> None:  # noqa: B027 - optional hook
         """Set the initial joint positions of the fixtures' joints."""
 

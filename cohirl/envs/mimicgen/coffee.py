@@ -96,14 +96,16 @@ class Coffee(MimicGenEnv):
         return [self.pod], [self.machine]
 
     def _fixture_regions(self) -> dict[str, Region]:
-        if self.distribution == "D0":
-            return {"machine": Region((0.08, 0.08), (0.12, 0.12), (0.0, 0.0))}
-        return {"machine": Region((0.03, 0.13), (0.06, 0.18), (-0.4, 0.4))}
+        return self.by_distribution(
+            {"machine": Region((0.08, 0.08), (0.12, 0.12), (0.0, 0.0))},
+            {"machine": Region((0.03, 0.13), (0.06, 0.18), (-0.4, 0.4))},
+        )
 
     def _object_regions(self) -> dict[str, Region]:
-        if self.distribution == "D0":
-            return {"pod": Region((-0.1, -0.02), (-0.2, -0.1))}
-        return {"pod": Region((-0.16, 0.04), (-0.28, -0.06))}
+        return self.by_distribution(
+            {"pod": Region((-0.1, -0.02), (-0.2, -0.1))},
+            {"pod": Region((-0.16, 0.04), (-0.28, -0.06))},
+        )
 
     def _reset_articulations(self) -> None:
         self.set_joint_pos(LID_JOINT, float(np.random.uniform(1.4, 1.65)))

@@ -118,9 +118,10 @@ class DrawerCleanupEnv(MimicGenEnv):
         return [self.target], [self.cabinet]
 
     def _fixture_regions(self) -> dict[str, Region]:
-        if self.distribution == "D0":
-            return {"cabinet": Region((0.16, 0.16), (0.16, 0.16), (0.0, 0.0))}
-        return {"cabinet": Region((0.13, 0.19), (0.13, 0.2), (-0.25, 0.25))}
+        return self.by_distribution(
+            {"cabinet": Region((0.16, 0.16), (0.16, 0.16), (0.0, 0.0))},
+            {"cabinet": Region((0.13, 0.19), (0.13, 0.2), (-0.25, 0.25))},
+        )
 
     def _reset_articulations(self) -> None:
         self.set_joint_pos(SLIDE_JOINT, 0.0)
@@ -170,9 +171,10 @@ class MugCleanup(DrawerCleanupEnv):
         return make_mug()
 
     def _object_regions(self) -> dict[str, Region]:
-        if self.distribution == "D0":
-            return {"mug": Region((-0.08, 0.0), (-0.2, -0.12), (-np.pi / 6, np.pi / 6))}
-        return {"mug": Region((-0.15, 0.05), (-0.28, -0.1), (-np.pi, np.pi))}
+        return self.by_distribution(
+            {"mug": Region((-0.08, 0.0), (-0.2, -0.12), (-np.pi / 6, np.pi / 6))},
+            {"mug": Region((-0.15, 0.05), (-0.28, -0.1), (-np.pi, np.pi))},
+        )
 
 
 class HammerCleanup(DrawerCleanupEnv):
@@ -190,6 +192,7 @@ class HammerCleanup(DrawerCleanupEnv):
 
     def _object_regions(self) -> dict[str, Region]:
         base = np.pi / 2
-        if self.distribution == "D0":
-            return {"hammer": Region((-0.08, 0.0), (-0.2, -0.12), (base - 0.35, base + 0.35))}
-        return {"hammer": Region((-0.15, 0.05), (-0.26, -0.1), (base - 1.05, base + 1.05))}
+        return self.by_distribution(
+            {"hammer": Region((-0.08, 0.0), (-0.2, -0.12), (base - 0.35, base + 0.35))},
+            {"hammer": Region((-0.15, 0.05), (-0.26, -0.1), (base - 1.05, base + 1.05))},
+        )

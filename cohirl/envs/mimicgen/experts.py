@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 
 from cohirl.envs.mimicgen import coffee as cf
@@ -61,6 +63,28 @@ class ScriptedController:
     def lift_target(self, grip: float, z: float = CARRY_Z) -> Target:
         pos = self.eef_pos()
         return np.array([pos[0], pos[1], z]), eef_yaw(self.eef_rot()), grip
+
+    def pick_phases(
+        self,
+        reach: str,
+        target: Callable[[float, float], Target],
+        above: float,
+        near: float,
+        align_tol: float,
+        descend_tol: float,
+    ) -> list[Phase]:
+        """Grasp and lift one object: ``target(up, grip)`` is the grasp pose raised by ``up``.
+
+        Phases: ``reach`` (``above`` the grasp, open), align (``near`` above it), descend, grasp
+        (close and hold 8 steps), lift (to the carry height).
+        """
+        return [
+            Phase(reach, lambda: target(above, OPEN), tol=0.02),
+            Phase("align", lambda: target(near, OPEN), tol=align_tol),
+            Phase("descend", lambda: target(0.0, OPEN), tol=descend_tol, speed=0.6),
+            Phase("grasp", lambda: target(0.0, CLOSE), tol=1.0, hold=8),
+            Phase("lift", lambda: self.lift_target(CLOSE), tol=0.03),
+        ]
 
     def act(self) -> np.ndarray:
         self.check_recovery()
@@ -140,11 +164,7 @@ class DrawerCleanupExpert(ScriptedController):
             Phase("hook_down", lambda: self.hook_point(), tol=0.012, timeout=40),
             Phase("pull", lambda: self.hook_point(slide=self.open_to + 0.01), done=lambda: slide() > self.open_to),
             Phase("leave_handle", lambda: self.lift_target(OPEN), tol=0.03),
-            Phase("reach_object", lambda: self.grasp_target(0.1, OPEN), tol=0.02),
-            Phase("align", lambda: self.grasp_target(0.05, OPEN), tol=0.008),
-            Phase("descend", lambda: self.grasp_target(0.0, OPEN), tol=0.008, speed=0.6),
-            Phase("grasp", lambda: self.grasp_target(0.0, CLOSE), tol=1.0, hold=8),
-            Phase("lift", lambda: self.lift_target(CLOSE), tol=0.03),
+            *self.pick_phases("reach_object", self.grasp_target, 0.1, 0.05, align_tol=0.008, descend_tol=0.008),
             Phase("carry", lambda: self.place_target(0.12, CLOSE), tol=0.015),
             Phase("lower", lambda: self.place_target(0.0, CLOSE), tol=0.01, speed=0.6),
             Phase("release", lambda: self.place_target(0.0, OPEN), done=self.released),
@@ -230,11 +250,7 @@ class ThreadingExpert(ScriptedController):
 
     def phases(self) -> list[Phase]:
         return [
-            Phase("reach_handle", lambda: self.handle_target(0.08, OPEN), tol=0.02),
-            Phase("align", lambda: self.handle_target(0.035, OPEN), tol=0.007),
-            Phase("descend", lambda: self.handle_target(0.0, OPEN), tol=0.007, speed=0.6),
-            Phase("grasp", lambda: self.handle_target(0.0, CLOSE), tol=1.0, hold=8),
-            Phase("lift", lambda: self.lift_target(CLOSE), tol=0.03),
+            *self.pick_phases("reach_handle", self.handle_target, 0.08, 0.035, align_tol=0.007, descend_tol=0.007),
             Phase("approach", lambda: self.tip_target(-0.07, up=0.08), tol=0.02),
             Phase("line_up", lambda: self.tip_target(-0.04), tol=0.007, speed=0.5),
             Phase("insert", lambda: self.tip_target(0.04), tol=0.008, speed=0.4),
@@ -297,11 +313,7 @@ class CoffeeExpert(ScriptedController):
 
     def phases(self) -> list[Phase]:
         return [
-            Phase("reach_pod", lambda: self.pod_target(0.08, OPEN), tol=0.02),
-            Phase("align", lambda: self.pod_target(0.035, OPEN), tol=0.007),
-            Phase("descend", lambda: self.pod_target(0.0, OPEN), tol=0.008, speed=0.6),
-            Phase("grasp", lambda: self.pod_target(0.0, CLOSE), tol=1.0, hold=8),
-            Phase("lift", lambda: self.lift_target(CLOSE), tol=0.03),
+            *self.pick_phases("reach_pod", self.pod_target, 0.08, 0.035, align_tol=0.007, descend_tol=0.008),
             Phase("carry", lambda: self.holder_target(0.06), tol=0.01),
             Phase("lower", lambda: self.holder_target(-0.008), done=self.pod_over_holder, speed=0.4),
             Phase("release", lambda: self.holder_target(-0.008, OPEN), done=self.released, freeze=True),

@@ -61,14 +61,16 @@ class Threading(MimicGenEnv):
         return [self.needle], [self.tripod]
 
     def _fixture_regions(self) -> dict[str, Region]:
-        if self.distribution == "D0":
-            return {"tripod": Region((0.05, 0.05), (0.12, 0.12), (0.0, 0.0))}
-        return {"tripod": Region((0.0, 0.1), (0.05, 0.2), (-0.4, 0.4))}
+        return self.by_distribution(
+            {"tripod": Region((0.05, 0.05), (0.12, 0.12), (0.0, 0.0))},
+            {"tripod": Region((0.0, 0.1), (0.05, 0.2), (-0.4, 0.4))},
+        )
 
     def _object_regions(self) -> dict[str, Region]:
-        if self.distribution == "D0":
-            return {"needle": Region((-0.1, -0.02), (-0.2, -0.1), (-0.4, 0.4))}
-        return {"needle": Region((-0.15, 0.05), (-0.28, -0.05), (-1.0, 1.0))}
+        return self.by_distribution(
+            {"needle": Region((-0.1, -0.02), (-0.2, -0.1), (-0.4, 0.4))},
+            {"needle": Region((-0.15, 0.05), (-0.28, -0.05), (-1.0, 1.0))},
+        )
 
     def environment_state(self) -> np.ndarray:
         """[needle pose (7), tripod pose (7)]."""

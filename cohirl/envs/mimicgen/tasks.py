@@ -3,7 +3,7 @@
 NVIDIA's MimicGen environments target robosuite 1.4 and are not installable here, so the four tasks
 are rebuilt from robosuite 1.5.1 primitives in ``cohirl.envs.mimicgen`` (each environment's docstring
 states how it differs from the original). Robot, controller and observation contract are those of
-``cohirl.envs.robosuite_tasks``: Panda, BASIC composite controller (OSC_POSE deltas + gripper, 7-d
+``cohirl.envs.robosuite.tasks``: Panda, BASIC composite controller (OSC_POSE deltas + gripper, 7-d
 action in [-1, 1]), 20 Hz, sparse success; ``observation.state`` is ``robot0_proprio-state`` (43-d) and
 ``observation.environment_state`` the task's object poses and articulation joint positions.
 
@@ -16,20 +16,10 @@ from typing import Any
 
 import numpy as np
 
-from cohirl.envs.base import ENV_STATE_KEY, STATE_KEY, CameraConfig, Obs, Task, TaskSpec
+from cohirl.envs.base import CameraConfig, Obs, Task, TaskSpec
 from cohirl.envs.experts import Expert
-from cohirl.envs.robosuite_tasks import (
-    robosuite_spec,
-    ACTION_DIM,
-    PROPRIO_DIM,
-    RobosuiteTask,
-    _check_camera_names,
-    _import_robosuite,
-    _refresh_observations,
-    _render,
-    _replace_horizon,
-    seeded_global_numpy,
-)
+from cohirl.envs.robosuite.sim import check_camera_names, import_robosuite, seeded_global_numpy, with_horizon
+from cohirl.envs.robosuite.tasks import RobosuiteTask, robosuite_spec
 from cohirl.errors import CohirlError
 
 SIMULATOR = "robosuite"
@@ -37,35 +27,26 @@ SUITES = (SIMULATOR, "mimicgen")
 _OPTIONS = {"horizon", "distribution"}
 
 
-# env_state: [object pose (7), fixture pose (7), joint position (1)]; threading: [needle, tripod] poses.
-SPECS: tuple[TaskSpec, ...] = (
-    robosuite_spec(
-        "coffee", "Coffee", 400, 15, "put the coffee pod into the coffee machine and close the lid",
-        SUITES,
-    ),
-    robosuite_spec(
-        "mug_cleanup", "MugCleanup", 500, 15, "open the drawer, put the mug in the drawer and close it",
-        SUITES,
-    ),
-    robosuite_spec(
-        "threading", "Threading", 400, 14, "pick up the needle and thread it through the ring of the tripod",
-        SUITES,
-    ),
-    robosuite_spec(
-        "hammer_cleanup", "HammerCleanup", 500, 15, "open the drawer, put the hammer in the drawer and close it",
-        SUITES,
-    ),
+# (our name, environment class name, horizon, env_state dim, instruction); env_state: [object pose (7),
+# fixture pose (7), joint position (1)]; threading: [needle, tripod] poses.
+_TASKS: tuple[tuple[str, str, int, int, str], ...] = (
+    ("coffee", "Coffee", 400, 15, "put the coffee pod into the coffee machine and close the lid"),
+    ("mug_cleanup", "MugCleanup", 500, 15, "open the drawer, put the mug in the drawer and close it"),
+    ("threading", "Threading", 400, 14, "pick up the needle and thread it through the ring of the tripod"),
+    ("hammer_cleanup", "HammerCleanup", 500, 15, "open the drawer, put the hammer in the drawer and close it"),
 )
+SPECS: tuple[TaskSpec, ...] = tuple(robosuite_spec(*task, suites=SUITES) for task in _TASKS)
 
 
-def _env_class(sim_name: str) -> type:
-    from cohirl.envs.mimicgen import coffee, drawer, threading_env
+def _task_classes(sim_name: str) -> tuple[type, type]:
+    """(robosuite environment class, scripted controller class) of a task; imported late (robosuite)."""
+    from cohirl.envs.mimicgen import coffee, drawer, experts, threading_env
 
     classes = {
-        "Coffee": coffee.Coffee,
-        "MugCleanup": drawer.MugCleanup,
-        "Threading": threading_env.Threading,
-        "HammerCleanup": drawer.HammerCleanup,
+        "Coffee": (coffee.Coffee, experts.CoffeeExpert),
+        "MugCleanup": (drawer.MugCleanup, experts.MugCleanupExpert),
+        "Threading": (threading_env.Threading, experts.ThreadingExpert),
+        "HammerCleanup": (drawer.HammerCleanup, experts.HammerCleanupExpert),
     }
     return classes[sim_name]
 
@@ -83,29 +64,20 @@ class MimicGenTask(RobosuiteTask):
         from cohirl.envs.mimicgen.base_env import check_distribution
 
         distribution = check_distribution(distribution)
-        if horizon is not None:
-            if horizon < 1:
-                raise CohirlError(f"{spec.name}: horizon must be a positive step count, got {horizon}.")
-            spec = _replace_horizon(spec, horizon)
+        spec = with_horizon(spec, horizon)
         Task.__init__(self, spec, cameras)
         self.distribution = distribution
-        _import_robosuite(need_rendering=bool(self.cameras.names))
+        import_robosuite(need_rendering=bool(self.cameras.names))
         with seeded_global_numpy(0):  # construction runs one reset; keep it off the caller's RNG
-            self.env = _env_class(spec.sim_name)(
+            self.env = _task_classes(spec.sim_name)[0](
                 distribution=distribution, horizon=spec.horizon, has_offscreen_renderer=bool(self.cameras.names)
             )
         if self.cameras.names:
-            _check_camera_names(spec.name, self.env, self.cameras.names)
+            check_camera_names(spec.name, self.env, self.cameras.names)
 
-    def _observe(self) -> Obs:
-        raw = _refresh_observations(self.env)
-        obs: Obs = {
-            STATE_KEY: np.asarray(raw["robot0_proprio-state"], dtype=np.float32),
-            ENV_STATE_KEY: np.asarray(self.env.environment_state(), dtype=np.float32),
-        }
-        for name in self.cameras.names:
-            obs[f"observation.images.{name}"] = _render(self.env, name, self.cameras.height, self.cameras.width)
-        return obs
+    def _environment_state(self, raw: dict[str, np.ndarray]) -> Any:
+        """The task's object poses and articulation joint positions (``environment_state()`` of the env)."""
+        return self.env.environment_state()
 
 
 def make(spec: TaskSpec, cameras: CameraConfig | None = None, **kwargs: Any) -> MimicGenTask:
@@ -124,25 +96,13 @@ class MimicGenExpert(Expert):
     def __init__(self, task: MimicGenTask) -> None:
         super().__init__(task)
         self.task: MimicGenTask = task
-        self.controller = _controller_class(task.spec.sim_name)(task.env)
+        self.controller = _task_classes(task.spec.sim_name)[1](task.env)
 
     def reset(self, seed: int) -> None:
         self.controller.reset()
 
     def act(self, obs: Obs) -> np.ndarray:
         return np.clip(self.controller.act(), -1.0, 1.0).astype(np.float32)
-
-
-def _controller_class(sim_name: str) -> type:
-    from cohirl.envs.mimicgen import experts
-
-    classes = {
-        "Coffee": experts.CoffeeExpert,
-        "MugCleanup": experts.MugCleanupExpert,
-        "Threading": experts.ThreadingExpert,
-        "HammerCleanup": experts.HammerCleanupExpert,
-    }
-    return classes[sim_name]
 
 
 def make_expert(task: Task) -> Expert:

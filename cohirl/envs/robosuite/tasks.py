@@ -7,23 +7,29 @@ which also terminates the episode, see ``Task.step``); ``reward_shaping`` is off
 Observations always describe the *current* simulator state. robosuite itself returns values sampled
 early in the control step (about one step stale) and, right after ``reset()`` or a state restore,
 leaves its object->end-effector entries at zero or stale, because those sensors read a cache that the
-same update pass fills later. ``_refresh_observations`` re-runs the sensors twice with a zero time
+same update pass fills later. ``sim.refresh_observations`` re-runs the sensors twice with a zero time
 increment, which changes no simulator or sampling state.
 """
 
 from __future__ import annotations
 
-import contextlib
-import logging
-import os
-from collections.abc import Iterator
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
 from cohirl.envs.base import ENV_STATE_KEY, STATE_KEY, CameraConfig, Obs, Task, TaskSpec
 from cohirl.envs.experts import Expert
+from cohirl.envs.robosuite.sim import (
+    check_camera_names,
+    gl_message,
+    import_robosuite,
+    looks_like_gl_failure,
+    refresh_observations,
+    render_image,
+    seeded_global_numpy,
+    with_horizon,
+)
 from cohirl.errors import CohirlError
 
 SIMULATOR = "robosuite"
@@ -74,50 +80,15 @@ SPECS: tuple[TaskSpec, ...] = (
 )
 
 
-class _BelowError(logging.Filter):
-    """Drops robosuite's import-time and construction-time INFO/WARNING chatter."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        return record.levelno >= logging.ERROR
-
-
-def _import_robosuite(need_rendering: bool) -> Any:
-    """Import robosuite quietly; choose a headless GL backend first when images are needed."""
-    if need_rendering:
-        os.environ.setdefault("MUJOCO_GL", "egl")  # robosuite's own Linux default; osmesa also works
-    logging.getLogger("robosuite_logs").addFilter(_BelowError())
-    import robosuite
-
-    return robosuite
-
-
-@contextlib.contextmanager
-def seeded_global_numpy(seed: int) -> Iterator[None]:
-    """robosuite 1.5.1 samples placements and joint noise from the *global* numpy RNG.
-
-    Seed it for the duration of the block and restore the caller's RNG state afterwards, so the
-    simulator neither depends on nor perturbs anyone else's use of ``np.random``.
-    """
-    saved = np.random.get_state()
-    np.random.seed(seed)
-    try:
-        yield
-    finally:
-        np.random.set_state(saved)
-
-
 class RobosuiteTask(Task):
     """One robosuite environment; ``env`` exposes the raw robosuite object to privileged experts."""
 
     def __init__(self, spec: TaskSpec, cameras: CameraConfig | None = None, horizon: int | None = None) -> None:
-        if horizon is not None:
-            if horizon < 1:
-                raise CohirlError(f"{spec.name}: horizon must be a positive step count, got {horizon}.")
-            spec = _replace_horizon(spec, horizon)
+        spec = with_horizon(spec, horizon)
         super().__init__(spec, cameras)
         self.env = _build_env(spec, self.cameras)
         if self.cameras.names:
-            _check_camera_names(spec.name, self.env, self.cameras.names)
+            check_camera_names(spec.name, self.env, self.cameras.names)
 
     # -- Task hooks ---------------------------------------------------------------------------------
     def _reset(self, seed: int) -> Obs:
@@ -136,13 +107,13 @@ class RobosuiteTask(Task):
     def render(self, camera: str | None = None, height: int = 256, width: int = 256) -> np.ndarray:
         """RGB uint8 image (height, width, 3), top row first, from a named camera of the scene."""
         name = camera or self.spec.cameras[0]
-        _check_camera_names(self.spec.name, self.env, (name,))
+        check_camera_names(self.spec.name, self.env, (name,))
         if not self.env.has_offscreen_renderer:
             raise CohirlError(
                 f"{self.spec.name}: this task was built without an offscreen renderer; pass "
                 "cameras=CameraConfig(names=(...)) to make_task to enable rendering."
             )
-        return _render(self.env, name, height, width)
+        return render_image(self.env, name, height, width)
 
     def get_sim_state(self) -> np.ndarray:
         """Everything a replay needs: MuJoCo's flattened state (time, qpos, qvel), then the gripper's
@@ -176,22 +147,22 @@ class RobosuiteTask(Task):
 
     # -- observation ----------------------------------------------------------------------------------
     def _observe(self) -> Obs:
-        raw = _refresh_observations(self.env)
+        raw = refresh_observations(self.env)
         obs: Obs = {
             STATE_KEY: np.asarray(raw["robot0_proprio-state"], dtype=np.float32),
-            ENV_STATE_KEY: np.asarray(raw["object-state"], dtype=np.float32),
+            ENV_STATE_KEY: np.asarray(self._environment_state(raw), dtype=np.float32),
         }
         for name in self.cameras.names:
-            obs[f"observation.images.{name}"] = _render(self.env, name, self.cameras.height, self.cameras.width)
+            obs[f"observation.images.{name}"] = render_image(self.env, name, self.cameras.height, self.cameras.width)
         return obs
 
-
-def _replace_horizon(spec: TaskSpec, horizon: int) -> TaskSpec:
-    return replace(spec, horizon=int(horizon))
+    def _environment_state(self, raw: dict[str, np.ndarray]) -> Any:
+        """``observation.environment_state`` before the float32 cast; ``raw`` is fresh observations."""
+        return raw["object-state"]
 
 
 def _build_env(spec: TaskSpec, cameras: CameraConfig) -> Any:
-    robosuite = _import_robosuite(need_rendering=bool(cameras.names))
+    robosuite = import_robosuite(need_rendering=bool(cameras.names))
     from robosuite.controllers import load_composite_controller_config
 
     controller = load_composite_controller_config(controller="BASIC", robot=ROBOT)
@@ -211,53 +182,9 @@ def _build_env(spec: TaskSpec, cameras: CameraConfig) -> Any:
                 ignore_done=True,  # Task owns truncation and termination
             )
     except Exception as exc:
-        if cameras.names and _looks_like_gl_failure(exc):
-            raise CohirlError(_gl_message(spec.name, exc)) from exc
+        if cameras.names and looks_like_gl_failure(exc):
+            raise CohirlError(gl_message(spec.name, exc)) from exc
         raise
-
-
-def _looks_like_gl_failure(exc: Exception) -> bool:
-    text = f"{type(exc).__name__} {exc}".lower()
-    return any(word in text for word in ("egl", "osmesa", "opengl", "glfw", "gl context", "display", "render context"))
-
-
-def _gl_message(task: str, exc: Exception) -> str:
-    backend = os.environ.get("MUJOCO_GL", "<unset>")
-    return (
-        f"{task}: could not create an offscreen OpenGL context (MUJOCO_GL={backend}): {exc}. "
-        "Install EGL (libegl1) or OSMesa (libosmesa6) and set MUJOCO_GL=egl or MUJOCO_GL=osmesa "
-        "before starting Python, or run without cameras."
-    )
-
-
-def _check_camera_names(task: str, env: Any, names: tuple[str, ...]) -> None:
-    known = tuple(env.sim.model.camera_names)
-    unknown = [name for name in names if name not in known]
-    if unknown:
-        raise CohirlError(f"{task}: unknown camera(s) {unknown}. Cameras in this scene: {', '.join(known)}.")
-
-
-def _render(env: Any, camera: str, height: int, width: int) -> np.ndarray:
-    try:
-        image = env.sim.render(camera_name=camera, height=int(height), width=int(width))
-    except Exception as exc:
-        if _looks_like_gl_failure(exc):
-            raise CohirlError(_gl_message("render", exc)) from exc
-        raise
-    return np.ascontiguousarray(image[::-1], dtype=np.uint8)  # OpenGL rows are bottom-up
-
-
-def _refresh_observations(env: Any) -> dict[str, np.ndarray]:
-    """Current-state observations without touching the simulator or the observables' timers.
-
-    Two passes: the object->eef sensors read other sensors' values from ``env._obs_cache``, which
-    the first pass brings up to date.
-    """
-    for _ in range(2):
-        for observable in env._observables.values():
-            if observable.modality != "image":
-                observable.update(timestep=0.0, obs_cache=env._obs_cache, force=True)
-    return env._get_observations()
 
 
 def make(spec: TaskSpec, cameras: CameraConfig | None = None, **kwargs: Any) -> RobosuiteTask:
@@ -269,8 +196,8 @@ def make(spec: TaskSpec, cameras: CameraConfig | None = None, **kwargs: Any) -> 
 
 
 def make_expert(task: Task) -> Expert:
-    """Registry hook: the scripted privileged expert for ``task`` (see ``robosuite_experts``)."""
-    from cohirl.envs.robosuite_experts import expert_for
+    """Registry hook: the scripted privileged expert for ``task`` (see ``cohirl.envs.robosuite.experts``)."""
+    from cohirl.envs.robosuite.experts import expert_for
 
     if not isinstance(task, RobosuiteTask):
         raise CohirlError(f"{task.spec.name}: robosuite experts need a RobosuiteTask, got {type(task).__name__}.")

@@ -1,18 +1,22 @@
-"""Per-task pick-and-place objectives for the robosuite experts (geometry from robosuite's XML assets)."""
+"""Per-task pick-and-place objectives for the robosuite experts (geometry from robosuite's XML assets).
+
+An ``Objective`` names one object to pick and where to place it; ``ExpertConfig`` holds the tolerances
+of the phase machine in ``cohirl.envs.robosuite.experts``. ``BUILDERS`` maps each task to its
+objectives and configuration.
+"""
 
 from __future__ import annotations
 
+import abc
 import math
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import numpy as np
 
-from cohirl.envs.robosuite_experts import (
+from cohirl.envs.robosuite.geometry import (
     YAW_HIGH,
     YAW_LOW,
-    ExpertConfig,
-    GraspPlan,
-    Objective,
     Pose,
     SimView,
     equivalent_yaws,
@@ -20,6 +24,69 @@ from cohirl.envs.robosuite_experts import (
     wrap_angle,
 )
 
+
+# -- objectives -----------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class GraspPlan:
+    """Where the grip site goes to grasp, with which gripper yaw, and the object yaw wanted later."""
+
+    grasp_pos: np.ndarray
+    grasp_yaw: float  # unwrapped gripper yaw at the grasp
+    place_yaw: float | None = None  # object heading at release; None keeps whatever it has
+    turn: float = 0.0  # signed gripper (= object) rotation planned between grasp and release
+
+
+class Objective(abc.ABC):
+    """One object to pick and (optionally) place, described on privileged poses."""
+
+    carry_height: float  # object-reference z while transporting (clears walls, pegs, cubes)
+    approach_height: float = 0.08  # grip-site height above the grasp point before descending
+
+    def __init__(self, view: SimView) -> None:
+        self.view = view
+
+    @abc.abstractmethod
+    def object_pose(self) -> Pose:
+        """Pose of the object's reference point (the point ``place_target`` is about)."""
+
+    @abc.abstractmethod
+    def plan_grasp(self, obj: Pose, eef_yaw: float) -> GraspPlan:
+        """Grasp for the object's current pose; ``eef_yaw`` is the gripper's unwrapped yaw now."""
+
+    @abc.abstractmethod
+    def place_target(self) -> np.ndarray | None:
+        """Object-reference position at which to release; None when lifting alone is the goal."""
+
+    def done(self) -> bool:
+        """Whether this objective is achieved (used to move on in multi-object tasks)."""
+        return False
+
+
+# -- phase-machine settings (used by cohirl.envs.robosuite.experts) -------------------------------
+@dataclass
+class ExpertConfig:
+    """Tolerances and timings of the pick-and-place phase machine (metres, radians, steps)."""
+
+    approach_tol: float = 0.012  # xy/z error to leave the approach phase
+    yaw_tol: float = 0.12  # gripper-yaw error to leave the approach phase
+    descend_tol: float = 0.008  # grip-site error at the grasp point before closing
+    close_steps: int = 10  # the Panda fingers close fully in ~11 steps
+    release_steps: int = 8
+    lost_tol: float = 0.03  # object drifted this far from where it sat in the hand -> regrasp
+    min_gap: float = 0.004  # fingers closer than this hold nothing
+    place_tol: float = 0.008  # object xy error before lowering
+    place_yaw_tol: float = 0.06
+    turn_first_tol: float = 0.3  # larger planned turns happen on the spot before travelling
+    release_tol: float = 0.01  # object z error at the release height
+    release_xy_tol: float = math.inf  # release only this well centred; worse -> back up and re-centre
+    lower_xy_tol: float = 0.016  # above the entry height, hold z until the object is this well centred
+    entry_margin: float = 0.05  # entry height = release height + this (e.g. the nut reaching the peg top)
+    retreat_height: float = 0.08
+    retreat_back: float = 0.0  # also move this far towards the robot (-x) to unbend a stretched arm
+    gain: float = 1.0
+
+
+# -- per-task objectives ----------------------------------------------------------------------------
 TABLE_Z = 0.82  # table top of the Lift/Stack/NutAssembly arenas
 PEG_TOP_Z = 0.95  # both pegs: body at z 0.85, half-height 0.1
 NUT_HALF_THICKNESS = 0.01
@@ -214,4 +281,4 @@ BUILDERS: dict[str, Callable[[SimView], tuple[list[Objective], ExpertConfig]]] =
     "nut_assembly": _nut_assembly,
 }
 
-__all__ = ["BUILDERS", "CanToBin", "CubeLift", "CubeOnCube", "NutOnPeg"]
+__all__ = ["BUILDERS", "CanToBin", "CubeLift", "CubeOnCube", "ExpertConfig", "GraspPlan", "NutOnPeg", "Objective"]

@@ -34,7 +34,7 @@ $(STAMP): requirements.lock pyproject.toml
 
 reproduce: setup
 	$(BIN)/cohirl profile $(PROFILE)
-	@start=$$(date +%s); $(BIN)/cohirl repro --jobs $(JOBS) && \
+	@start=$$(date +%s); $(BIN)/cohirl repro --jobs $(JOBS) --profile $(PROFILE) && \
 		echo "cohirl repro ($(PROFILE), $(JOBS) jobs) wall time: $$(( $$(date +%s) - start )) s"
 
 test: setup

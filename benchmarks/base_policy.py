@@ -5,7 +5,7 @@ Prints, from one run on the same dataset and the same small diffusion config:
     ``torch.utils.data.DataLoader``, and the loader's share of each step;
   - ``ChunkStepper.base_action`` ms per env step (and per re-plan) vs lerobot's ``select_action``.
 
-Uses ``data/demos/square`` when it exists, else writes a synthetic square-shaped dataset with
+Uses ``data/quick/demos/square`` when it exists, else writes a synthetic square-shaped dataset with
 ``write_dataset`` into ``--workdir``. About two minutes on 2 cores with the defaults:
 
     .venv/bin/python benchmarks/base_policy.py [--dataset DIR] [--steps 30] [--threads 2]
@@ -36,7 +36,7 @@ from cohirl.policies.train_base import (
     shuffled_rows,
 )
 
-DEFAULT_DATASET = Path("data/demos/square")
+DEFAULT_DATASET = Path("data/quick/demos/square")
 
 
 def synthetic_dataset(root: Path, n_episodes: int = 20, length: int = 160, seed: int = 0) -> Path:
@@ -119,7 +119,7 @@ def time_inference(policy: Any, pre: Any, post: Any, demos: DemoArrays, replan_e
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--dataset", type=Path, default=None, help="dataset root (default: data/demos/square)")
+    parser.add_argument("--dataset", type=Path, default=None, help="dataset root (default: data/quick/demos/square)")
     parser.add_argument("--workdir", type=Path, default=Path("/tmp/cohirl_bench_base"))
     parser.add_argument("--steps", type=int, default=30, help="timed training steps per loader")
     parser.add_argument("--batch", type=int, default=64)

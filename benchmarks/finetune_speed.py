@@ -13,7 +13,7 @@ short (they do not change the cost of an env step). Prints, per task:
 - the two ratios of issue 25: loop ÷ raw simulator and evaluation ÷ raw simulator, with targets
   (square ≥ 0.35 / ≥ 0.75; Meta-World ≥ 0.10 / ≥ 0.40).
 
-Inputs: data/demos/<task> and data/base/<task> when they exist (after `cohirl repro`); otherwise a
+Inputs: data/<profile>/demos/<task> and data/<profile>/base/<task> when they exist (after `cohirl repro`); otherwise a
 few demos and a briefly trained base of the profile's base architecture under build/bench/ (the
 base's per-step cost depends on its architecture, not on how long it trained).
 
@@ -35,8 +35,8 @@ from tqdm.auto import tqdm
 from cohirl import _runtime
 from cohirl.demos.dataset import load_demo_arrays
 from cohirl.envs import get_spec, make_task
-from cohirl.eval.rollout import evaluate
-from cohirl.stages import BaseStageConfig, EvalConfig, base_factory, stage_config
+from cohirl.eval.rollout import built_tasks, evaluate
+from cohirl.stages import BaseStageConfig, EvalConfig, base_factory, data_dir, stage_config
 from cohirl.training.agent import save_actor_snapshot, snapshot_factory
 from cohirl.training.loop import FinetuneConfig, Finetuner
 
@@ -71,7 +71,7 @@ def timed(obj: Any, name: str, totals: dict[str, float], label: str) -> None:
 
 
 def ensure_inputs(task: str, profile: str | None) -> tuple[Path, Path]:
-    demos, base = Path("data/demos") / task, Path("data/base") / task
+    demos, base = data_dir(profile) / "demos" / task, data_dir(profile) / "base" / task
     if demos.exists() and base.exists():
         return demos, base
     work = Path("build/bench") / (profile or "active") / task
@@ -140,11 +140,15 @@ def bench_task(task: str, method: str, profile: str | None, steps: int, eval_epi
     updates_per_s = (runner.learner.num_updates - updates_before) / max(totals["learner"], 1e-9)
 
     snapshot = save_actor_snapshot(runner.learner, out / "actor_bench.pt", runner.inputs, value_probe=True)
+    start = time.perf_counter()  # an evaluation builds its tasks once per process, later ones reuse them
+    built_tasks(task, None, lockstep)
+    build_s = time.perf_counter() - start
     evaluation = {n: eval_speed(snapshot_factory(runner.base_factory, snapshot), task, eval_episodes,
                                 runner.episode_cap, n) for n in (1, lockstep)}
     raw = (raw_before + raw_sim_speed(task, 1000)) / 2
     cfg = runner.learner_cfg
-    return {"raw": raw, "acting": acting, "loop": loop, "eval": evaluation, "updates_per_s": updates_per_s,
+    return {"raw": raw, "acting": acting, "loop": loop, "eval": evaluation, "build_s": build_s,
+            "updates_per_s": updates_per_s,
             "utd": cfg.utd, "batch": cfg.replay_batch_size, "hidden": cfg.critic_hidden,
             "features": cfg.hetstat_features, **{f"share_{k}": v for k, v in shares.items()},
             "share_other": 1 - sum(shares.values())}
@@ -161,6 +165,7 @@ def report(task: str, method: str, r: dict[str, Any]) -> None:
     for n, speed in r["eval"].items():
         label = "evaluation" if n == 1 else f"evaluation lockstep {n}"
         print(f"  {label:<20} {speed:8.1f} env steps/s   ÷ raw {speed / r['raw']:.3f} (target >= {eval_target})")
+    print(f"  (evaluation tasks built once per process: {r['build_s']:.1f} s; the rates above reuse them)")
     print(f"  learner              {r['updates_per_s']:8.1f} updates/s")
     print("  loop time shares     " + ", ".join(f"{k} {r[f'share_{k}']:.0%}"
                                               for k in ("simulator", "base", "learner", "other")))

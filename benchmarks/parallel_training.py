@@ -6,7 +6,7 @@ Measured side by side in one run on the same dataset and the small diffusion con
   3. N processes at once, 1 torch thread each (what `cohirl repro --jobs N` does with N stages).
 Prints the aggregate gradient steps/s of each and their ratio to (1).
 
-    .venv/bin/python benchmarks/parallel_training.py [--dataset data/demos/pick_place] [--steps 300] [--n 2]
+    .venv/bin/python benchmarks/parallel_training.py [--dataset data/quick/demos/pick_place] [--steps 300] [--n 2]
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ import tempfile
 import time
 from pathlib import Path
 
-DEFAULT_DATASET = Path("data/demos/pick_place")
+DEFAULT_DATASET = Path("data/quick/demos/pick_place")
 
 
 def train_once(dataset: str, steps: int, threads: int, out: str) -> float:

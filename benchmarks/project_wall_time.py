@@ -34,7 +34,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from base_policy import synthetic_dataset, time_inference  # noqa: E402
-from learner_speed import ms_per_update  # noqa: E402
+from learner_speed import SIZES, ms_per_update  # noqa: E402
 
 ASSUMPTIONS = """Assumptions: evaluation episodes run to the task horizon (an upper bound: successes end early);
 an evaluation's wall time x its worker processes is its CPU time (an upper bound on 2 shared cores);
@@ -49,6 +49,8 @@ from cohirl.envs import get_spec  # noqa: E402
 from cohirl.stages import BaseStageConfig, DemoScalingConfig, EvalConfig  # noqa: E402
 from cohirl.training.loop import FinetuneConfig, total_updates  # noqa: E402
 
+
+MEASURED = "quick"  # the profile whose committed run (logs/repro/summary.csv, results/quick) gives the rates
 
 @dataclass
 class Rates:
@@ -72,10 +74,10 @@ def _stage_seconds(summary: Path) -> dict[str, float]:
 
 def _finetune_rates(task: str, seconds: dict[str, float], quick_update_s: float, workers: int) -> dict[str, float]:
     shares: dict[str, list[float]] = {k: [] for k in ("pretrain", "eval", "env", "overhead")}
-    for run_json in sorted(Path("results/runs", task).glob("*/*/run.json")):
+    for run_json in sorted(Path("results", MEASURED, "runs", task).glob("*/*/run.json")):
         run = json.loads(run_json.read_text())
         t, lcfg = run["timing_last_call"], run["learner"]
-        stage = f"finetune@{task}-{run_json.parts[-3]}-{run_json.parts[-2]}"
+        stage = f"finetune@{MEASURED}-{task}-{run_json.parts[-3]}-{run_json.parts[-2]}"
         if stage not in seconds or t["train_env_steps"] == 0:
             continue
         budget, learner = SimpleNamespace(**run["finetune"]), SimpleNamespace(**lcfg)
@@ -92,16 +94,16 @@ def _finetune_rates(task: str, seconds: dict[str, float], quick_update_s: float,
 def measured_rates(task: str, seconds: dict[str, float], quick_update_s: float, workers: int) -> Rates:
     """``workers``: the measured run's evaluation processes; evaluation wall time × workers is taken as
     its CPU time (an upper bound: on 2 cores two stages' workers shared the cores)."""
-    demos = json.loads(Path("results/demos", f"{task}.json").read_text())
-    base_meta = json.loads(Path("data/base", task, "cohirl_base.json").read_text())["metrics"]
-    base_rows = pd.read_csv(Path("results/base", f"{task}.csv"))
-    base_eval_s = (seconds[f"base@{task}"] - base_meta["train_seconds"]) * workers
+    demos = json.loads(Path("results", MEASURED, "demos", f"{task}.json").read_text())
+    base_meta = json.loads(Path("results", MEASURED, "base", f"{task}.json").read_text())  # with training time
+    base_rows = pd.read_csv(Path("results", MEASURED, "base", f"{task}.csv"))
+    base_eval_s = (seconds[f"base@{MEASURED}-{task}"] - base_meta["train_seconds"]) * workers
     ft = _finetune_rates(task, seconds, quick_update_s, workers)
-    return Rates(demo_frame=seconds[f"demos@{task}"] / demos["frames"],  # failed expert attempts included
+    return Rates(demo_frame=seconds[f"demos@{MEASURED}-{task}"] / demos["frames"],  # failed expert attempts included
                  base_train_step=1.0 / base_meta["steps_per_second"],
                  base_eval_step=base_eval_s / base_rows.length.sum(), ft_pretrain_step=ft["pretrain"],
                  ft_eval_step=ft["eval"], ft_env_step=ft["env"], ft_overhead=ft["overhead"],
-                 reward_stage=seconds[f"reward@{task}"],
+                 reward_stage=seconds[f"reward@{MEASURED}-{task}"],
                  demo_frames_per_horizon=demos["mean_length"] / get_spec(task).horizon)
 
 
@@ -126,13 +128,23 @@ def base_costs(preset: str, steps: int, workdir: Path) -> tuple[float, float]:
     return step_s, infer["stepper_ms"] / 1e3
 
 
-def size_costs(target_preset: str, base_steps: int) -> dict[str, float]:
+def target_learner_sizes(params: dict[str, Any], profile: str, task: str) -> dict[str, Any]:
+    """The target profile's learner network and batch sizes (what its finetuning updates cost)."""
+    ft = _settings(params, FinetuneConfig, "finetune", task, profile)
+    lcfg, _ = build_method("csil_residual", ft.learner_overrides("csil_residual"))
+    return {"hetstat_features": lcfg.hetstat_features, "policy_hidden": tuple(lcfg.policy_hidden),
+            "critic_hidden": tuple(lcfg.critic_hidden), "batch": lcfg.replay_batch_size}
+
+
+def size_costs(target_preset: str, base_steps: int, target_sizes: dict[str, Any]) -> dict[str, float]:
+    """Base and learner costs measured now; ``target_update_s`` at the target profile's own sizes."""
     with tempfile.TemporaryDirectory() as tmp:
         small_train, small_infer = base_costs("small", base_steps, Path(tmp))
         big_train, big_infer = base_costs(target_preset, base_steps, Path(tmp))
+    SIZES["target"] = target_sizes
     return {"base_train_ratio": big_train / small_train, "base_infer_extra_s": big_infer - small_infer,
             "quick_update_s": ms_per_update("csil_residual", "quick", 100) / 1e3,
-            "paper_update_s": ms_per_update("csil_residual", "paper", 20) / 1e3}
+            "target_update_s": ms_per_update("csil_residual", "target", 40) / 1e3}
 
 
 # -- pricing the target profile's stages ------------------------------------------------------
@@ -154,14 +166,17 @@ def price_task(params: dict[str, Any], profile: str, task: str, r: Rates, size: 
                                 for _ in scaling.n_demos),
             "reward": r.reward_stage}
     ft = _settings(params, FinetuneConfig, "finetune", task, profile)
-    update_ratio = size["paper_update_s"] / size["quick_update_s"]
-    for method in params["profiles"][profile]["methods"]:
+    update_ratio = size["target_update_s"] / size["quick_update_s"]
+    section = params["profiles"][profile]
+    methods = list(section["methods"]) + [m for extra in section.get("extra_runs") or [] if extra["task"] == task
+                                          for m in extra["methods"] if m not in section["methods"]]
+    for method in methods:
         lcfg, _ = build_method(method, ft.learner_overrides(method), ft.composition_overrides(method))
         cap = min(ft.max_episode_steps or horizon, horizon)
         evals = ft.env_steps // ft.eval_every + 1
         cost[f"finetune:{method}"] = (
             r.ft_overhead + (lcfg.bc_steps + lcfg.critic_pretrain_steps) * r.ft_pretrain_step * update_ratio
-            + ft.env_steps * (r.ft_env_step + extra) + total_updates(ft, lcfg) * size["paper_update_s"]
+            + ft.env_steps * (r.ft_env_step + extra) + total_updates(ft, lcfg) * size["target_update_s"]
             + evals * ft.eval_episodes * cap * (r.ft_eval_step + extra))
     return cost
 
@@ -234,16 +249,17 @@ def main() -> None:
     params = read_params()
     seconds = _stage_seconds(Path("logs/repro/summary.csv"))
     target_cfg = params["profiles"][args.target]
-    size = size_costs(target_cfg["base"].get("preset", "small"), args.base_steps)
+    size = size_costs(target_cfg["base"].get("preset", "small"), args.base_steps,
+                      target_learner_sizes(params, args.target, target_cfg["tasks"][0]))
     measured = {t: measured_rates(t, seconds, size["quick_update_s"], _settings(params, EvalConfig, "eval", t, None).workers)
-                for t in params["tasks"]}
+                for t in params["profiles"][MEASURED]["tasks"]}
     _print_rates(measured, size, seconds, args)
     costs = {}
     for task in target_cfg["tasks"]:
         rates, proxy = _rates_for(task, measured)
         costs[task] = price_task(params, args.target, task, rates, size)
         print(f"{task:<15} rates from {proxy:<12} " + "  ".join(f"{k} {v / 3600:.2f} h" for k, v in costs[task].items()))
-    full = stage_dag(costs, len(target_cfg["seeds"]), seconds.get("report", 60.0))
+    full = stage_dag(costs, len(target_cfg["seeds"]), seconds.get(f"report@{MEASURED}", 60.0))
     elsewhere = {n: (0.0, ups) if n.startswith(("base@", "demo_scaling@")) else (c, ups) for n, (c, ups) in full.items()}
     print(ASSUMPTIONS)
     for label, dag in (("every stage on CPUs", full), ("bases and demo scaling trained elsewhere (GPU)", elsewhere)):

@@ -42,7 +42,11 @@ def cmd_demos(args: argparse.Namespace) -> None:
     from cohirl.demos.collect import NoiseConfig
 
     noise = NoiseConfig(pos_sigma=args.noise_pos, rot_sigma=args.noise_rot, hold_prob=args.hold_prob)
-    out = args.out or Path("data/demos") / args.task
+    if args.out is None:
+        from cohirl.stages import data_dir
+
+        args.out = data_dir() / "demos" / args.task
+    out = args.out
     _check_writable(out)
     report = make_demos(args.task, args.n, args.seed, noise, out, overwrite=args.overwrite)
     print(f"wrote {args.n} demos to {out}; expert success {report.successes}/{report.attempts}")
@@ -59,10 +63,12 @@ def cmd_import_hdf5(args: argparse.Namespace) -> None:
 
 
 def cmd_profile(args: argparse.Namespace) -> None:
-    from cohirl.config import set_profile
+    from cohirl.config import profile_section, set_profile
 
-    params = set_profile(args.name)
-    print(f"profile {args.name}: tasks={params['tasks']} seeds={params['seeds']} methods={params['methods']}")
+    params = set_profile(args.name, only=args.only)
+    section = profile_section(params, args.name)
+    print(f"profile {args.name} (default): tasks={section['tasks']} seeds={section['seeds']} "
+          f"methods={section['methods']}; pipelines in dvc.yaml: {params['pipelines']}")
 
 
 def cmd_notebook(args: argparse.Namespace) -> None:
@@ -89,7 +95,7 @@ def cmd_demo_scaling(args: argparse.Namespace) -> None:
     from cohirl.stages import run_demo_scaling
 
     _check_task(args.task)
-    table = run_demo_scaling(args.task, args.work_dir or Path("data/demo_scaling") / args.task)
+    table = run_demo_scaling(args.task, args.work_dir, profile=args.profile)
     print(table.to_string(index=False))
 
 
@@ -98,14 +104,24 @@ def cmd_finetune(args: argparse.Namespace) -> None:
 
     _check_task(args.task)
     _check_method(args.method)
-    evals = run_finetune_stage(args.task, args.method, args.seed)
+    evals = run_finetune_stage(args.task, args.method, args.seed, profile=args.profile)
     print(evals[["env_steps", "success_rate", "ci_low", "ci_high"]].to_string(index=False))
 
 
 def cmd_repro(args: argparse.Namespace) -> None:
     from cohirl.repro import repro
 
-    repro(args.targets, jobs=args.jobs, force=args.force, backend=args.backend, cpus_per_stage=args.cpus_per_stage)
+    targets = list(args.targets)
+    profile = args.profile
+    if not targets and not profile and Path("params.yaml").exists():  # cohirl's own pipeline: the default profile
+        from cohirl.config import read_params
+
+        profile = read_params()["profile"]
+    if profile:
+        from cohirl.repro import profile_stages
+
+        targets += profile_stages(profile)
+    repro(targets, jobs=args.jobs, force=args.force, backend=args.backend, cpus_per_stage=args.cpus_per_stage)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -142,17 +158,23 @@ def _parser() -> argparse.ArgumentParser:
 
     ds = sub.add_parser("demo-scaling", help="BC base success vs number of demonstrations")
     ds.add_argument("--task", required=True)
-    ds.add_argument("--work-dir", type=Path, default=None, help="where the per-N bases go")
+    ds.add_argument("--work-dir", type=Path, default=None, help="where the per-N bases go "
+                    "(default data/<profile>/demo_scaling/<task>)")
+    ds.add_argument("--profile", default=None, help="params.yaml profile (default: its default profile)")
     ds.set_defaults(fn=cmd_demo_scaling)
 
     ft = sub.add_parser("finetune", help="one (task, method, seed) finetuning run (resumable)")
     ft.add_argument("--task", required=True)
     ft.add_argument("--method", required=True)
     ft.add_argument("--seed", type=int, default=0)
+    ft.add_argument("--profile", default=None, help="params.yaml profile (default: its default profile)")
     ft.set_defaults(fn=cmd_finetune)
 
     rp = sub.add_parser("repro", help="the DVC pipeline on Ray (local, or the cluster at $RAY_ADDRESS)")
-    rp.add_argument("targets", nargs="*", help="stages to reproduce with their upstream (default: all)")
+    rp.add_argument("targets", nargs="*", help="stages to reproduce with their upstream (default: the default "
+                    "profile's pipeline)")
+    rp.add_argument("--profile", default=None,
+                    help="reproduce this profile's stages only (its pipeline must be in params.yaml's pipelines)")
     rp.add_argument("-j", "--jobs", type=int, default=None,
                     help="CPUs of the local Ray instance (default: CPU cores); on a cluster: stages in flight")
     rp.add_argument("-f", "--force", action="store_true", help="rerun stages even if up to date")
@@ -161,8 +183,9 @@ def _parser() -> argparse.ArgumentParser:
     rp.add_argument("--cpus-per-stage", type=float, default=1.0, help="Ray CPUs each stage task asks for")
     rp.set_defaults(fn=cmd_repro)
 
-    pr = sub.add_parser("profile", help="switch params.yaml to a profile (smoke|quick|paper)")
-    pr.add_argument("name")
+    pr = sub.add_parser("profile", help="make a profile the default and add its pipeline to dvc.yaml's stages")
+    pr.add_argument("name", help="smoke | quick | effect | paper")
+    pr.add_argument("--only", action="store_true", help="keep only this profile's pipeline in dvc.yaml")
     pr.set_defaults(fn=cmd_profile)
     return p
 

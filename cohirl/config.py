@@ -1,9 +1,12 @@
 """One config system: dataclasses filled from ``params.yaml``.
 
-``params.yaml`` holds the profiles (``smoke``, ``quick``, ``paper``) and per-task overrides. The
-active profile is the top-level ``profile`` key; ``tasks``/``seeds``/``methods`` at the top level
-mirror the active profile so DVC's ``matrix`` can expand over them (``cohirl profile NAME`` switches
-and rewrites them; a mismatch is reported with that fix).
+``params.yaml`` holds the profiles (``smoke``, ``quick``, ``effect``, ``paper``) and per-task
+overrides. Its header is generated (``cohirl profile NAME``): ``profile`` is the default profile of
+commands run without one; ``pipelines`` lists the profiles whose stages ``dvc.yaml`` holds side by
+side, each writing under ``data/<profile>/`` and ``results/<profile>/``; ``stage_items`` is what
+DVC's ``foreach`` expands over — one entry per (profile, task) and per (profile, task, method, seed),
+keyed ``<profile>-<task>[-<method>-<seed>]``, so that switching profiles never touches another
+profile's rows or ``dvc.lock`` entries. A header out of sync with the profiles is reported with the fix.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from cohirl.errors import CohirlError
 T = TypeVar("T")
 PARAMS_FILE = Path("params.yaml")
 MATRIX_KEYS = ("tasks", "seeds", "methods")
+HEADER_KEYS = ("profile", "pipelines", "stage_items")
 
 
 def read_params(path: Path | None = None) -> dict[str, Any]:
@@ -47,20 +51,62 @@ def profile_section(params: dict[str, Any], profile: str | None = None) -> dict[
     return dict(profiles[name])
 
 
+def profile_name(params: dict[str, Any], profile: str | None = None) -> str:
+    """``profile`` checked against params.yaml's profiles, or the default (header) profile."""
+    name = profile or params.get("profile")
+    profile_section(params, name)
+    return str(name)
+
+
+def profile_runs(section: dict[str, Any]) -> list[tuple[str, str, int]]:
+    """(task, method, seed) of a profile: tasks × methods × seeds, plus ``extra_runs`` (e.g. ablations
+    on one task: ``[{task: t, methods: [...]}]``, over the profile's seeds unless it names its own)."""
+    runs = [(t, m, int(s)) for t in section["tasks"] for m in section["methods"] for s in section["seeds"]]
+    for extra in section.get("extra_runs") or []:
+        if extra.get("task") not in section["tasks"]:
+            raise CohirlError(f"extra_runs task {extra.get('task')!r} is not one of the profile's tasks "
+                              f"{section['tasks']}: add it to tasks or fix the name.")
+        runs += [(extra["task"], m, int(s)) for m in extra["methods"] for s in extra.get("seeds", section["seeds"])
+                 if (extra["task"], m, int(s)) not in runs]
+    return runs
+
+
+def stage_items(params: dict[str, Any], pipelines: list[str]) -> dict[str, dict[str, dict[str, Any]]]:
+    """DVC ``foreach`` items of the given profiles (see the module docstring)."""
+    items: dict[str, dict[str, dict[str, Any]]] = {"tasks": {}, "runs": {}, "reports": {}}
+    for name in pipelines:
+        section = profile_section(params, name)
+        for task in section["tasks"]:
+            items["tasks"][f"{name}-{task}"] = {"profile": name, "task": task}
+        for task, method, seed in profile_runs(section):
+            items["runs"][f"{name}-{task}-{method}-{seed}"] = {"profile": name, "task": task, "method": method,
+                                                               "seed": seed}
+        items["reports"][name] = {"profile": name}
+    return items
+
+
 def check_matrix_in_sync(params: dict[str, Any]) -> None:
-    section = profile_section(params)
-    stale = [k for k in MATRIX_KEYS if params.get(k) != section.get(k)]
-    if stale:
-        raise CohirlError(f"params.yaml top-level {stale} differ from profile {params['profile']!r}. "
-                          f"Run `cohirl profile {params['profile']}` to sync them.")
+    """The generated header (pipelines' stage items) must match the profiles it was made from."""
+    pipelines = list(params.get("pipelines") or [])
+    for name in [params.get("profile"), *pipelines]:
+        profile_name(params, name)
+    if params.get("profile") not in pipelines or params.get("stage_items") != stage_items(params, pipelines):
+        raise CohirlError(f"params.yaml's header (pipelines, stage_items) is out of date with its profiles. "
+                          f"Run `cohirl profile {params.get('profile')}` to regenerate it.")
 
 
 def task_settings(params: dict[str, Any], stage: str, task: str | None = None,
                   profile: str | None = None) -> dict[str, Any]:
-    """A stage's settings: the profile's section, overridden by ``task_params.<task>.<stage>``."""
+    """A stage's settings: the profile's section, overridden by ``task_params.<task>.<stage>`` (every
+    profile), then by the section's own ``per_task.<task>`` (this profile only, e.g. a smaller budget
+    on a slow simulator)."""
     merged = copy.deepcopy(profile_section(params, profile).get(stage, {}) or {})
+    per_task = merged.pop("per_task", None) or {}
+    unknown = sorted(set(per_task) - set(params.get("task_params") or {}))
+    if unknown:
+        raise CohirlError(f"params {stage}.per_task names unknown tasks {unknown}; use task names from task_params.")
     overrides = ((params.get("task_params") or {}).get(task or "", {}) or {}).get(stage, {}) or {}
-    return _deep_merge(merged, overrides)
+    return _deep_merge(_deep_merge(merged, copy.deepcopy(overrides)), copy.deepcopy(per_task.get(task or "", {}) or {}))
 
 
 def _deep_merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
@@ -101,17 +147,21 @@ def _coerce(hint: Any, value: Any, where: str) -> Any:
     return value
 
 
-def set_profile(name: str, path: Path | None = None) -> dict[str, Any]:
-    """Switch the active profile and rewrite the matrix keys (keeps comments above `profiles:`)."""
+def set_profile(name: str, path: Path | None = None, only: bool = False) -> dict[str, Any]:
+    """Make ``name`` the default profile, add it to ``pipelines`` (or make it the only one), and
+    regenerate ``stage_items``; keeps the comments above the ``# ---- profiles`` marker."""
     path = Path(path or PARAMS_FILE)
     params = read_params(path)
-    section = profile_section(params, name)
+    profile_section(params, name)
+    pipelines = [name] if only else [p for p in params.get("pipelines") or [] if p in params["profiles"]]
+    if name not in pipelines:
+        pipelines.append(name)
     text = path.read_text()
     head, sep, tail = text.partition("\n# ---- profiles")
     if not sep:
         raise CohirlError(f"{path}: missing the '# ---- profiles' marker line that separates the header.")
-    header = {"profile": name, **{k: section[k] for k in MATRIX_KEYS}}
-    lines = [ln for ln in head.splitlines() if not ln.split(":")[0] in ("profile", *MATRIX_KEYS)]
-    new_head = "\n".join(lines).rstrip() + "\n" + yaml.safe_dump(header, sort_keys=False, default_flow_style=None)
-    path.write_text(new_head.rstrip() + "\n" + sep + tail)
+    header = {"profile": name, "pipelines": pipelines, "stage_items": stage_items(params, pipelines)}
+    lines = [ln for ln in head.splitlines() if not ln.startswith((*HEADER_KEYS, *MATRIX_KEYS, " "))]
+    body = yaml.safe_dump(header, sort_keys=False, default_flow_style=None, width=120)
+    path.write_text("\n".join(lines).rstrip() + "\n" + body.rstrip() + "\n" + sep + tail)
     return read_params(path)

@@ -122,6 +122,26 @@ def read_pipeline(root: Path = Path(".")) -> Pipeline:
     return Pipeline(StageGraph(upstream), infos)
 
 
+def profile_stages(profile: str, root: Path = Path(".")) -> list[str]:
+    """The ``dvc.yaml`` stage names of one profile's pipeline (``<stage>@<profile>[-...]``)."""
+    import yaml
+
+    from cohirl.config import check_matrix_in_sync, read_params
+
+    params = read_params(root / "params.yaml")
+    check_matrix_in_sync(params)
+    if profile not in (params.get("pipelines") or []):
+        raise CohirlError(f"profile {profile!r} has no pipeline in dvc.yaml (params.yaml pipelines: "
+                          f"{params.get('pipelines')}); run `cohirl profile {profile}` first.")
+    names = []
+    for stage, body in yaml.safe_load((root / "dvc.yaml").read_text())["stages"].items():
+        kind = str(body.get("foreach", "")).removeprefix("${stage_items.").removesuffix("}")
+        for key in params["stage_items"].get(kind, {}):
+            if key == profile or key.startswith(f"{profile}-"):
+                names.append(f"{stage}@{key}")
+    return names
+
+
 def read_stage_graph(root: Path = Path(".")) -> StageGraph:
     return read_pipeline(root).graph
 
@@ -136,6 +156,25 @@ def commit_stage(root: Path, name: str) -> None:
     """Record a finished stage in ``dvc.lock`` (and its cached outputs in the DVC cache)."""
     with contextlib.chdir(root), _dvc_repo(Path(".")) as repo:
         repo.commit(name, force=True)
+
+
+def prune_lock(root: Path, stages: Sequence[str]) -> list[str]:
+    """Drop ``dvc.lock`` entries of stages that ``dvc.yaml`` no longer defines (DVC keeps them: a
+    renamed or removed stage would otherwise linger with stale hashes). Returns the dropped names."""
+    import yaml
+
+    path = root / "dvc.lock"
+    if not path.exists():
+        return []
+    lock = yaml.safe_load(path.read_text()) or {}
+    entries = lock.get("stages") or {}
+    stale = sorted(set(entries) - set(stages))
+    if stale:
+        lock["stages"] = {k: v for k, v in entries.items() if k not in stale}
+        tmp = path.with_name(f".{path.name}.tmp")
+        tmp.write_text(yaml.safe_dump(lock, sort_keys=False))
+        os.replace(tmp, path)
+    return stale
 
 
 # -- connecting to Ray ----------------------------------------------------------------------------
@@ -458,6 +497,10 @@ def repro(targets: Sequence[str] = (), jobs: int | None = None, force: bool = Fa
         raise CohirlError(f"unknown backend {backend!r}; choose one of {BACKENDS}.")
     if jobs is not None and jobs < 1:
         raise CohirlError(f"--jobs must be >= 1 (got {jobs}).")
+    if (root / "params.yaml").exists():  # cohirl's own pipeline: its generated header must be current
+        from cohirl.config import check_matrix_in_sync, read_params
+
+        check_matrix_in_sync(read_params(root / "params.yaml"))
     if backend == "dvc":
         return _dvc_repro(targets, force, root, dvc)
     pipeline = read_pipeline(root)
@@ -476,6 +519,8 @@ def repro(targets: Sequence[str] = (), jobs: int | None = None, force: bool = Fa
         import ray
 
         ray.shutdown()
+    if stale := prune_lock(root, list(read_pipeline(root).stages)):
+        print(f"cohirl repro: dropped {len(stale)} dvc.lock entries of stages dvc.yaml no longer defines", flush=True)
     if not ok:
         raise CohirlError(f"stage(s) {runner.failed} failed (logs above and in {LOG_DIR}/); fix the cause and "
                           "rerun: finished stages are recorded and skipped.")

@@ -16,14 +16,14 @@
 # %% [markdown]
 # # 01 — Expert demonstrations
 # Stage 1 of the pipeline: a scripted expert with DART-style noise (executed action perturbed,
-# recorded label = the expert's clean action) fills a LeRobotDataset under `data/demos/<task>`.
+# recorded label = the expert's clean action) fills a LeRobotDataset under `data/<profile>/demos/<task>`.
 # Only successful episodes are kept; the expert's success over *all* attempts is reported below.
 
 # %% tags=["parameters"]
 task = "square"
 profile = None
-out_root = "data/demos"
-summary_dir = "results/demos"
+out_root = None  # default data/<profile>/demos
+summary_dir = None  # default results/<profile>/demos
 n_demos = None
 show_frames = True
 
@@ -42,7 +42,7 @@ spec = get_spec(task)
 print(spec)
 
 # %%
-demos, summary = run_demos_stage(task, Path(out_root), Path(summary_dir), n_demos, profile)
+demos, summary = run_demos_stage(task, out_root and Path(out_root), summary_dir and Path(summary_dir), n_demos, profile)
 lengths = np.array([s.stop - s.start for s in demos.episode_slices()])
 print(f"{demos.n_episodes} demos, {len(demos.action)} frames in {demos.root}")
 print(f"expert success {summary['expert_successes']}/{summary['expert_attempts']} = "

@@ -22,6 +22,7 @@
 
 # %% tags=["parameters"]
 task = "square"
+profile = None  # params.yaml's default profile
 demos_root = None
 base_dir = None
 results_csv = None
@@ -38,12 +39,12 @@ from cohirl.demos.dataset import load_demo_arrays
 from cohirl.eval.stats import wilson_interval
 from cohirl.policies.base import base_actions_for_episode
 from cohirl.policies.lerobot_base import LerobotChunkPolicy, read_base_meta
-from cohirl.stages import BASE_DIR, DEMOS_DIR, RESULTS_DIR, BaseStageConfig, run_base_stage, stage_config
+from cohirl.stages import BaseStageConfig, data_dir, results_dir, run_base_stage, stage_config
 
-demos_path = Path(demos_root or DEMOS_DIR / task)
-base_path = Path(base_dir or BASE_DIR / task)
-csv_path = Path(results_csv or RESULTS_DIR / "base" / f"{task}.csv")
-cfg = stage_config(BaseStageConfig, "base", task)
+demos_path = Path(demos_root or data_dir(profile) / "demos" / task)
+base_path = Path(base_dir or data_dir(profile) / "base" / task)
+csv_path = Path(results_csv or results_dir(profile) / "base" / f"{task}.csv")
+cfg = stage_config(BaseStageConfig, "base", task, profile)
 print(cfg.train_config())
 
 # %% [markdown]
@@ -51,7 +52,7 @@ print(cfg.train_config())
 
 # %%
 if train:
-    metrics = run_base_stage(task, demos_path, base_path, csv_path)
+    metrics = run_base_stage(task, demos_path, base_path, csv_path, profile=profile)
     print({k: (round(v, 3) if isinstance(v, float) else v) for k, v in metrics.items()})
 
 # %%

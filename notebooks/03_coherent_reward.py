@@ -28,6 +28,7 @@
 task = "square"
 method = "csil_residual"
 seed = 0
+profile = None  # params.yaml's default profile
 out_csv = None
 
 # %%
@@ -35,7 +36,7 @@ import matplotlib.pyplot as plt
 
 from cohirl.stages import run_reward_stage
 
-diag = run_reward_stage(task, method, seed, out_csv)
+diag = run_reward_stage(task, method, seed, out_csv, profile=profile)
 print({k: round(v, 4) for k, v in diag.metrics.items()})
 
 # %% [markdown]

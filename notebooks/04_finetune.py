@@ -24,6 +24,7 @@
 task = "square"
 method = "csil_ensemble"
 seed = 0
+profile = None  # params.yaml's default profile
 
 # %%
 from pathlib import Path
@@ -31,14 +32,14 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 import pandas as pd
 
-from cohirl.stages import RESULTS_DIR, run_finetune_stage
+from cohirl.stages import results_dir, run_finetune_stage
 
-run_dir = RESULTS_DIR / "runs" / task / method / str(seed)
-evals = run_finetune_stage(task, method, seed)
+run_dir = results_dir(profile) / "runs" / task / method / str(seed)
+evals = run_finetune_stage(task, method, seed, profile=profile)
 evals
 
 # %%
-base = pd.read_csv(RESULTS_DIR / "base" / f"{task}.csv")
+base = pd.read_csv(results_dir(profile) / "base" / f"{task}.csv")
 fig, ax = plt.subplots(figsize=(6, 3.8))
 ax.plot(evals.env_steps, evals.success_rate, marker="o", label=method)
 ax.fill_between(evals.env_steps, evals.ci_low, evals.ci_high, alpha=0.2)

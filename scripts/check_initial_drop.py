@@ -1,6 +1,6 @@
 """Step-0 success of each method vs the frozen base on the same evaluation states (no initial drop).
 
-Uses data/demos/<task>, data/base/<task> and results/base/<task>.csv of the active profile (run
+Uses data/<p>/demos/<task>, data/<p>/base/<task> and results/<p>/base/<task>.csv of the default profile <p> (run
 `dvc repro base` first) and the profile's finetune settings; BC steps can be overridden.
 
     python scripts/check_initial_drop.py --tasks square pick_place \
@@ -15,6 +15,7 @@ from pathlib import Path
 import pandas as pd
 
 from cohirl import _runtime
+from cohirl.stages import results_dir
 
 
 def main() -> None:
@@ -31,7 +32,7 @@ def main() -> None:
 
     rows = []
     for task in args.tasks:
-        base_rows = pd.read_csv(Path("results/base") / f"{task}.csv")
+        base_rows = pd.read_csv(results_dir() / "base" / f"{task}.csv")
         for bc_steps in args.bc_steps:
             overrides = {} if bc_steps is None else {"bc_steps": bc_steps}
             for method in args.methods:

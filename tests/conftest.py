@@ -84,7 +84,7 @@ def copy_project(dest: Path, profile: str = "smoke") -> Path:
             shutil.copy(src, dest / name)
     run_tool(["git", "init", "-q"], dest)
     run_tool(["dvc", "init", "-q"], dest)
-    run_tool(["cohirl", "profile", profile], dest)
+    run_tool(["cohirl", "profile", profile, "--only"], dest)
     run_tool(["git", "add", "-A"], dest)
     run_tool(["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "project"], dest)
     return dest

@@ -84,13 +84,13 @@ def test_malformed_finetune_params(project: Path, capsys: pytest.CaptureFixture[
 
 
 def test_missing_demonstrations(project: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    _fails(FINETUNE, capsys, "data/demos/pick_place",
+    _fails(FINETUNE, capsys, "data/smoke/demos/pick_place",
            "dvc repro")
     _no_outputs(project)
 
 
 def test_missing_demonstrations_for_demo_scaling(project: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    _fails(["demo-scaling", "--task", "pick_place"], capsys, "data/demos/pick_place", "dvc repro")
+    _fails(["demo-scaling", "--task", "pick_place"], capsys, "data/smoke/demos/pick_place", "dvc repro")
     _no_outputs(project)
 
 
@@ -129,9 +129,9 @@ def test_bad_hdf5_import(project: Path, capsys: pytest.CaptureFixture[str], make
 
 
 def test_incomplete_demonstration_dataset(project: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    (project / "data/demos/pick_place/meta").mkdir(parents=True)  # a crash before the dataset was finalized
+    (project / "data/smoke/demos/pick_place/meta").mkdir(parents=True)  # a crash before the dataset was finalized
     _fails(FINETUNE, capsys, "incomplete",
-           "data/demos/pick_place", "--overwrite")
+           "data/smoke/demos/pick_place", "--overwrite")
 
 
 def test_missing_dataset_root_is_local_even_without_hf_hub_offline(project: Path, capsys: pytest.CaptureFixture[str],
@@ -148,7 +148,7 @@ def test_missing_dataset_root_is_local_even_without_hf_hub_offline(project: Path
         raise OSError("network blocked by the test")
 
     monkeypatch.setattr(socket.socket, "connect", no_network)
-    _fails(FINETUNE, capsys, "no dataset at data/demos/pick_place")
+    _fails(FINETUNE, capsys, "no dataset at data/smoke/demos/pick_place")
     assert os.environ["HF_HUB_OFFLINE"] == "1", "the CLI entry point must switch the Hub off itself"
     assert not attempts, f"a missing local dataset reached for the network: {attempts}"
 
@@ -169,7 +169,7 @@ def test_a_write_error_during_a_command_is_one_message(project: Path, capsys: py
                                                         monkeypatch: pytest.MonkeyPatch) -> None:
     import cohirl.config
 
-    def disk_full(*_: object) -> None:
+    def disk_full(*_: object, **__: object) -> None:
         raise OSError(28, "No space left on device", "params.yaml")
 
     monkeypatch.setattr(cohirl.config, "set_profile", disk_full)

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from cohirl.cli import main
-from cohirl.config import (check_matrix_in_sync, from_dict, profile_section, read_params, set_profile,
+from cohirl.config import (check_matrix_in_sync, from_dict, profile_section, read_params, set_profile, stage_items,
                            task_settings)
 from cohirl.envs import get_spec
 from cohirl.errors import CohirlError
@@ -24,7 +24,7 @@ STAGES = {"base": BaseStageConfig, "demo_scaling": DemoScalingConfig, "eval": Ev
           "finetune": FinetuneConfig}
 
 
-@pytest.mark.parametrize("profile", ["smoke", "quick", "paper"])
+@pytest.mark.parametrize("profile", ["smoke", "quick", "effect", "paper"])
 def test_every_profile_builds_every_stage_config(profile: str) -> None:
     params = read_params(ROOT / "params.yaml")
     for task in profile_section(params, profile)["tasks"]:
@@ -32,6 +32,19 @@ def test_every_profile_builds_every_stage_config(profile: str) -> None:
         assert task in params["task_params"], f"task_params lacks {task} (DVC stages depend on it)"
         for stage, cls in STAGES.items():
             from_dict(cls, task_settings(params, stage, task, profile), stage)
+
+
+def test_per_task_settings_override_one_task_of_one_profile() -> None:
+    params = read_params(ROOT / "params.yaml")
+    effect = {t: task_settings(params, "finetune", t, "effect") for t in ("square", "peg_insert_side")}
+    assert effect["square"]["env_steps"] < effect["peg_insert_side"]["env_steps"] == 20000
+    assert "per_task" not in effect["square"]
+    assert task_settings(params, "finetune", "square", "quick")["env_steps"] == 600  # other profiles untouched
+    assert task_settings(params, "demos", "peg_insert_side", "effect")["n_demos"] == 200
+    assert task_settings(params, "demos", "stick_pull", "effect")["n_demos"] == 25
+    params["profiles"]["effect"]["finetune"]["per_task"]["sqare"] = {}
+    with pytest.raises(CohirlError, match="unknown tasks \\['sqare'\\]"):
+        task_settings(params, "finetune", "square", "effect")
 
 
 def test_active_profile_matrix_is_in_sync() -> None:
@@ -53,15 +66,41 @@ def test_from_dict_rejects_malformed_params() -> None:
         from_dict(_Cfg, {"n": "three"})
 
 
-def test_set_profile_rewrites_the_matrix_keys(tmp_path: Path) -> None:
+def test_set_profile_adds_a_pipeline_beside_the_others(tmp_path: Path) -> None:
     path = tmp_path / "params.yaml"
     shutil.copy(ROOT / "params.yaml", path)
+    before = read_params(path)
     params = set_profile("smoke", path)
-    assert params["profile"] == "smoke" and params["tasks"] == params["profiles"]["smoke"]["tasks"]
+    assert params["profile"] == "smoke" and params["pipelines"] == [*before["pipelines"], "smoke"]
     check_matrix_in_sync(params)
+    items = params["stage_items"]
+    for name in before["pipelines"]:  # the other pipelines' stages are kept as they were
+        assert {k: v for k, v in items["runs"].items() if v["profile"] == name} == \
+            {k: v for k, v in before["stage_items"]["runs"].items() if v["profile"] == name}
+    smoke = params["profiles"]["smoke"]
+    assert [v["task"] for k, v in items["tasks"].items() if k.startswith("smoke-")] == smoke["tasks"]
+    assert len([k for k in items["runs"] if k.startswith("smoke-")]) == \
+        len(smoke["tasks"]) * len(smoke["methods"]) * len(smoke["seeds"])
     assert "# ---- profiles" in path.read_text()
+    assert set_profile("smoke", path, only=True)["pipelines"] == ["smoke"]
     with pytest.raises(CohirlError, match="unknown profile"):
         set_profile("huge", path)
+
+
+def test_extra_runs_add_ablations_on_one_task_and_a_stale_header_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "params.yaml"
+    shutil.copy(ROOT / "params.yaml", path)
+    params = read_params(path)
+    section = params["profiles"]["smoke"]
+    section["extra_runs"] = [{"task": section["tasks"][0], "methods": ["csil_residual_no_refine"], "seeds": [0, 1]}]
+    runs = stage_items(params, ["smoke"])["runs"]
+    assert {"smoke-pick_place-csil_residual_no_refine-0", "smoke-pick_place-csil_residual_no_refine-1"} <= set(runs)
+    params["profiles"][params["profile"]]["seeds"] = [0, 1, 2]  # edited without regenerating the header
+    with pytest.raises(CohirlError, match="cohirl profile"):
+        check_matrix_in_sync(params)
+    section["extra_runs"] = [{"task": "square", "methods": ["csil_residual"]}]
+    with pytest.raises(CohirlError, match="not one of the profile's tasks"):
+        stage_items(params, ["smoke"])
 
 
 def test_cli_errors_name_the_problem(capsys: pytest.CaptureFixture[str]) -> None:
@@ -93,3 +132,20 @@ def test_notebooks_are_paired_stripped_and_parameterised(py: Path) -> None:
     assert len(tagged) == 1
     from_py = [c.source for c in jupytext.read(py).cells]
     assert from_py == ["".join(c["source"]) for c in nb["cells"]], f"{nb_path.name} out of sync with {py.name}"
+
+
+def test_each_profile_has_its_own_stages_and_paths() -> None:
+    from cohirl.repro import profile_stages
+
+    params = read_params(ROOT / "params.yaml")
+    names = {p: profile_stages(p, ROOT) for p in params["pipelines"]}
+    for profile, stages in names.items():
+        section = profile_section(params, profile)
+        assert f"report@{profile}" in stages
+        assert {f"demos@{profile}-{t}" for t in section["tasks"]} <= set(stages)
+        assert all(f"@{profile}" in s for s in stages)
+    assert not set.intersection(*map(set, names.values())) if len(names) > 1 else True
+    dvc = (ROOT / "dvc.yaml").read_text()
+    assert "data/${item.profile}/" in dvc and "results/${item.profile}/" in dvc
+    with pytest.raises(CohirlError, match="cohirl profile smoke"):
+        profile_stages("smoke", ROOT)  # defined, but its pipeline is not in dvc.yaml

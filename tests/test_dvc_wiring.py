@@ -174,7 +174,8 @@ def entry_closure(cmd: str) -> tuple[Closure, str]:
 
 
 def _stages() -> dict[str, dict]:
-    return yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]
+    """dvc.yaml's stage bodies (the ``do`` of a ``foreach`` stage)."""
+    return {name: body.get("do", body) for name, body in yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"].items()}
 
 
 def _covered(path: str, deps: list[str]) -> bool:
@@ -188,9 +189,9 @@ def missing_inputs(stage: dict) -> list[str]:
     files = closure.files - NOT_REQUIRED | ({notebook} if notebook else set())
     missing = sorted(p for p in files if not _covered(p, deps))
     params = {p if isinstance(p, str) else next(iter(p)) for p in stage.get("params", [])}
-    missing += sorted(f"params profiles.${{profile}}.{s}" for s in closure.sections
-                      if f"profiles.${{profile}}.{s}" not in params)
-    if closure.sections and "task_params.${item.task}" not in params and "matrix" in stage:
+    missing += sorted(f"params profiles.${{item.profile}}.{s}" for s in closure.sections
+                      if f"profiles.${{item.profile}}.{s}" not in params)
+    if closure.sections and "task_params.${item.task}" not in params and "${item.task}" in stage["cmd"]:
         missing.append("params task_params.${item.task}")
     return missing
 
@@ -214,5 +215,5 @@ def test_closure_is_by_function_not_by_module() -> None:
 def test_a_dropped_dependency_or_params_section_is_found() -> None:
     stage = dict(_stages()["base"])
     stage["deps"] = [d for d in stage["deps"] if d != "cohirl/stages.py"]
-    stage["params"] = [p for p in stage["params"] if p != "profiles.${profile}.eval"]
-    assert missing_inputs(stage) == ["cohirl/stages.py", "params profiles.${profile}.eval"]
+    stage["params"] = [p for p in stage["params"] if p != "profiles.${item.profile}.eval"]
+    assert missing_inputs(stage) == ["cohirl/stages.py", "params profiles.${item.profile}.eval"]

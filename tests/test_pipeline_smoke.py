@@ -26,19 +26,19 @@ def _run(cmd: list[str], cwd: Path) -> str:
 
 
 def test_smoke_chain_produces_every_artefact(smoke_repo: Path) -> None:
-    results = smoke_repo / "results"
-    assert (smoke_repo / "data/demos/pick_place/meta/cohirl_complete.json").exists()
-    assert (smoke_repo / "data/base/pick_place/model.safetensors").exists()
+    results = smoke_repo / "results/smoke"
+    assert (smoke_repo / "data/smoke/demos/pick_place/meta/cohirl_complete.json").exists()
+    assert (smoke_repo / "data/smoke/base/pick_place/model.safetensors").exists()
     evals = pd.concat(pd.read_csv(p) for p in results.glob("runs/pick_place/*/0/evals.csv"))
     assert set(evals.method) == {"csil_ensemble", "csil_residual", "sparse_residual"}
     assert sorted(evals.env_steps.unique()) == [0, 50, 100]
     for name in ("main_table.csv", "main_table.md", "main_table.tex", "claims.csv", "aggregates.csv"):
         assert (results / "tables" / name).exists(), name
-    assert (results / "figures/paper/learning_curves.png").exists()
+    assert (results / "figures/learning_curves.png").exists()
     metrics = json.loads((results / "metrics.json").read_text())
     assert set(metrics) == {f"pick_place/{m}" for m in evals.method.unique()}
     assert all(0.0 <= v <= 1.0 for v in metrics.values())
-    assert list((results / "executed").glob("05_results.ipynb"))
+    assert list((smoke_repo / "results/executed").glob("05_results*.ipynb"))
 
 
 def test_second_repro_reruns_nothing(smoke_repo: Path) -> None:
@@ -58,7 +58,7 @@ def test_task_parameter_invalidates_only_that_task(smoke_repo: Path) -> None:
         params["task_params"]["pick_place"]["demos"]["noise"]["pos_sigma"] = 0.25
         params_path.write_text(yaml.safe_dump(params, sort_keys=False))
         status = _run(["dvc", "status"], smoke_repo)
-        assert "demos@pick_place" in status and re.search(r"modified:\s+task_params\.pick_place", status)
+        assert "demos@smoke-pick_place" in status and re.search(r"modified:\s+task_params\.pick_place", status)
         assert "report" not in status  # downstream only through its inputs, once they change
     finally:
         params_path.write_text(original)

@@ -22,17 +22,17 @@ from cohirl.ray_stage import SCRATCH_ENV, WORKER_PID_FILE
 from conftest import copy_project, run_tool, tool_env
 
 # Result files that must be byte-identical (run.json holds a wall time; checkpoints hold RNG states).
-ROWS = ("results/runs/**/evals.csv", "results/runs/**/episodes.csv", "results/runs/**/train_log.csv",
-        "results/base/*.csv", "results/demo_scaling/*.csv", "results/reward/*.csv", "results/demos/*.json",
-        "results/tables/*", "results/metrics.json")
+ROWS = ("results/smoke/runs/**/evals.csv", "results/smoke/runs/**/episodes.csv", "results/smoke/runs/**/train_log.csv",
+        "results/smoke/base/*.csv", "results/smoke/demo_scaling/*.csv", "results/smoke/reward/*.csv",
+        "results/smoke/demos/*.json", "results/smoke/tables/*", "results/smoke/metrics.json")
 
 
 def _kill_a_finetuning_worker(scratch: Path, driver: subprocess.Popen, timeout_s: float = 600) -> str:
     """Wait for a finetuning stage's first checkpoint in its scratch copy, then kill -9 its worker."""
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline and driver.poll() is None:
-        for ckpt in sorted(scratch.glob("finetune_*/results/runs/*/*/*/checkpoints/checkpoint.pt")):
-            work = ckpt.parents[6]
+        for ckpt in sorted(scratch.glob("finetune_*/results/*/runs/*/*/*/checkpoints/checkpoint.pt")):
+            work = ckpt.parents[7]
             pid = int((work / WORKER_PID_FILE).read_text())
             os.kill(pid, signal.SIGKILL)
             return work.name
@@ -40,27 +40,20 @@ def _kill_a_finetuning_worker(scratch: Path, driver: subprocess.Popen, timeout_s
     raise AssertionError("no finetuning checkpoint appeared before the pipeline ended")
 
 
-TIMED_DIRS = ("data/base", "data/demo_scaling")  # a base's cohirl_base.json records its training speed
+BASE_DIRS = ("data/smoke/base", "data/smoke/demo_scaling")
+TIMED = ("run.json", "checkpoints", "/base/pick_place.json")  # wall times, RNG states, base training time
 
 
 def _lock_outs(repo: Path) -> dict[str, str]:
     lock = yaml.safe_load((repo / "dvc.lock").read_text())
     return {o["path"]: o["md5"] for s in lock["stages"].values() for o in s.get("outs", [])
-            if not o["path"].endswith(("run.json", "checkpoints")) and not o["path"].startswith(TIMED_DIRS)}
+            if not o["path"].endswith(TIMED)}
 
 
 def _base_files(repo: Path) -> dict[str, object]:
-    """Every file of the trained bases, the speed fields of their metadata dropped."""
-    files: dict[str, object] = {}
-    for path in sorted(p for d in TIMED_DIRS for p in (repo / d).rglob("*") if p.is_file()):
-        if path.name == "cohirl_base.json":
-            meta = json.loads(path.read_text())
-            for key in ("train_seconds", "steps_per_second"):
-                meta["metrics"].pop(key)
-            files[str(path.relative_to(repo))] = meta
-        else:
-            files[str(path.relative_to(repo))] = path.read_bytes()
-    return files
+    """Every file of the trained bases (they hold no timing: byte for byte)."""
+    return {str(p.relative_to(repo)): p.read_bytes()
+            for d in BASE_DIRS for p in sorted((repo / d).rglob("*")) if p.is_file()}
 
 
 def test_smoke_on_two_loopback_nodes_survives_a_killed_worker_and_matches_dvc_repro(

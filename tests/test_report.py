@@ -129,3 +129,43 @@ def test_curve_band_and_figure(tmp_path: Path) -> None:
     for ext in ("png", "pdf"):  # DVC hashes the figures: the same rows must give the same bytes
         assert (tmp_path / f"curves.{ext}").read_bytes() == (tmp_path / "again" / f"curves.{ext}").read_bytes()
     assert b"/CreationDate" not in (tmp_path / "curves.pdf").read_bytes()  # differs per second otherwise
+
+
+def test_task_effects_intervals_steps_to_the_baseline_and_the_targets() -> None:
+    evals = make_evals()
+    effects = tables.task_effects(evals, BASE, "csil_ensemble").set_index("task")
+    row = effects.loc["square"]
+    assert row.final == pytest.approx(0.85) and row.base == pytest.approx(0.5)
+    assert row.vs_base == pytest.approx(0.35) and 0 < row.vs_base_low <= row.vs_base <= row.vs_base_high
+    assert row.vs_baseline == pytest.approx(0.85 - 0.45) and row.vs_baseline_low > 0
+    assert row.steps_to_baseline_final == 0  # BC-small (0.55) is already above the baseline's final 0.45
+    assert [tables.steps_to_reach(evals, "square", "csil_ensemble", level) for level in (0.65, 0.7)] == [1000, 2000]
+    assert math.isnan(tables.steps_to_reach(evals, "square", "csil_ensemble", 0.95))
+    claims = tables.effect_claims(effects.reset_index()).set_index("claim")
+    assert not claims.loc["CSIL final > base, 95 % interval excluding 0, on >= 2 tasks", "holds"]  # one task only
+    two = pd.concat([evals, evals.assign(task="peg")])
+    base_two = pd.concat([BASE, BASE.assign(task="peg")])
+    claims = tables.effect_claims(tables.task_effects(two, base_two, "csil_ensemble")).set_index("claim")
+    assert claims.holds.all(), claims
+    worse = two.assign(success_rate=np.where(two.method == "csil_ensemble", 0.2, two.success_rate))
+    claims = tables.effect_claims(tables.task_effects(worse, base_two, "csil_ensemble")).set_index("claim")
+    assert not claims.holds.any(), claims  # below the base, below the baseline, an initial drop: all False
+
+
+def test_ablation_effects_compare_with_the_full_method_on_its_task() -> None:
+    evals = make_evals()
+    ablated = evals[evals.method == "csil_residual"].assign(method="csil_residual_no_refine",
+                                                           success_rate=lambda d: d.success_rate - 0.3)
+    table = tables.ablation_effects(pd.concat([evals, ablated]), "csil_residual", ["csil_residual_no_refine"])
+    assert len(table) == 1 and table.difference.iloc[0] == pytest.approx(-0.3)
+    assert table.high.iloc[0] < 0
+    assert tables.ablation_effects(evals, "csil_residual", ["csil_residual_no_refine"]).empty
+
+
+def test_bootstrap_difference_is_seeded_and_centred_on_the_difference_of_means() -> None:
+    from cohirl.eval.stats import bootstrap_difference
+
+    x, y = [0.8, 0.9, 0.85], [0.4, 0.5, 0.45]
+    first = bootstrap_difference(x, y, n_boot=2000, seed=3)
+    assert first == bootstrap_difference(x, y, n_boot=2000, seed=3)
+    assert first[0] == pytest.approx(0.4) and first[1] < 0.4 < first[2]

@@ -172,3 +172,17 @@ def test_dvc_backend_runs_without_the_venv_on_path(tmp_path: Path) -> None:
     assert cli.returncode == 0, cli.stdout[-3000:] + cli.stderr[-3000:]
     assert "DVC version" in (root / "one.txt").read_text()
     assert set(yaml.safe_load((root / "dvc.lock").read_text())["stages"]) == {"one"}
+
+
+def test_lock_entries_of_stages_no_longer_defined_are_dropped(tmp_path: Path) -> None:
+    from cohirl.repro import prune_lock
+
+    lock = {"schema": "2.0", "stages": {"demos@quick-square": {"cmd": "a"}, "demos@square": {"cmd": "old"}}}
+    (tmp_path / "dvc.lock").write_text(yaml.safe_dump(lock, sort_keys=False))
+    before = (tmp_path / "dvc.lock").read_text()
+    assert prune_lock(tmp_path, ["demos@quick-square", "demos@square"]) == []
+    assert (tmp_path / "dvc.lock").read_text() == before  # nothing stale: untouched
+    assert prune_lock(tmp_path, ["demos@quick-square", "report@quick"]) == ["demos@square"]
+    kept = yaml.safe_load((tmp_path / "dvc.lock").read_text())
+    assert kept == {"schema": "2.0", "stages": {"demos@quick-square": {"cmd": "a"}}}
+    assert not list(tmp_path.glob(".*.tmp"))

@@ -71,6 +71,18 @@ def bootstrap_ci(
     return (float(array.mean()), *_percentile_interval(means, confidence))
 
 
+def bootstrap_difference(
+    x: ArrayLike, y: ArrayLike, n_boot: int = 10_000, confidence: float = 0.95, seed: int = 0
+) -> tuple[float, float, float]:
+    """(mean(x) - mean(y), low, high): each sample resampled on its own (independent runs, e.g. two
+    methods' seeds), a seeded percentile interval of the difference of means."""
+    _check_confidence(confidence)
+    a, b = _as_scores(x, "bootstrap_difference"), _as_scores(y, "bootstrap_difference")
+    rng = np.random.default_rng(seed)
+    diffs = _bootstrap_means(a, _check_n_boot(n_boot), rng) - _bootstrap_means(b, n_boot, rng)
+    return (float(a.mean() - b.mean()), *_percentile_interval(diffs, confidence))
+
+
 def _bootstrap_means(array: np.ndarray, n_boot: int, rng: np.random.Generator) -> np.ndarray:
     """Means of ``n_boot`` resamples, drawn in blocks of about 2M indices to bound memory."""
     block = max(1, 2_000_000 // array.size)

@@ -34,6 +34,7 @@ if TYPE_CHECKING:
     from cohirl.demos.dataset import DemoArrays
 
 ACTION_IS_PAD = "action_is_pad"
+TIMING_KEYS = ("train_seconds", "steps_per_second")  # in train_base's metrics, never in the saved base
 
 
 # -- normalisation statistics ------------------------------------------------------------------------
@@ -199,8 +200,11 @@ def train_base(demos: DemoArrays, cfg: BaseTrainConfig, out_dir: Path, seed: int
     to_save = loop_metrics.pop("ema_policy", None) or policy
     metrics = {**loop_metrics, "n_params": sum(p.numel() for p in policy.parameters()), "n_samples": len(samples),
                "n_episodes": demos.n_episodes, "n_frames": int(len(demos.action))}
+    # The saved base holds no timing (train_seconds, steps_per_second are returned only): a base rebuilt
+    # from the same demonstrations and seed is byte-identical, so DVC records the same hash.
+    untimed = {k: v for k, v in metrics.items() if k not in TIMING_KEYS}
     meta = {"task": demos.task, "dataset_root": str(demos.root), "repo_id": demos.repo_id, "seed": seed,
-            "config": asdict(cfg), "metrics": metrics, "chunk_len": cfg.chunk_len, "ema_weights": cfg.ema_decay > 0}
+            "config": asdict(cfg), "metrics": untimed, "chunk_len": cfg.chunk_len, "ema_weights": cfg.ema_decay > 0}
     save_base_dir(tmp, to_save, pre, post, meta)
     _replace_dir(tmp, out_dir)
     return metrics

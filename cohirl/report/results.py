@@ -1,10 +1,11 @@
-"""Reading the committed result rows under ``results/`` (the only input of the results notebook).
+"""Reading the committed result rows of one profile, ``results/<profile>/`` (the only input of the
+results notebook). Functions take that directory.
 
 Layout (written by the pipeline stages):
-- ``results/base/<task>.csv`` — per-episode rows of the frozen base (method ``base``).
-- ``results/runs/<task>/<method>/<seed>/evals.csv`` — one row per evaluation during finetuning
+- ``base/<task>.csv`` — per-episode rows of the frozen base (method ``base``).
+- ``runs/<task>/<method>/<seed>/evals.csv`` — one row per evaluation during finetuning
   (``env_steps`` 0 is right after pretraining, i.e. the BC-small level of that method).
-- ``results/demo_scaling/<task>.csv`` — BC base success per number of demonstrations.
+- ``demo_scaling/<task>.csv`` — BC base success per number of demonstrations.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ def load_evals(results: Path, methods: Sequence[str] | None = None, tasks: Seque
     beside them); checks every (task, method) has the same seeds — all of ``seeds`` when given."""
     files = sorted(Path(results, "runs").glob("*/*/*/evals.csv"))
     if not files:
-        raise CohirlError(f"no finetuning results under {results}/runs: run `dvc repro finetune` first.")
+        raise CohirlError(f"no finetuning results under {results}/runs: run `cohirl repro --profile <profile>` first.")
     df = pd.concat([pd.read_csv(f) for f in files], ignore_index=True)
     missing_cols = sorted(set(EVAL_COLUMNS) - set(df.columns))
     if missing_cols:

@@ -7,7 +7,8 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 
-from cohirl.eval.stats import bootstrap_ci, probability_of_improvement, stratified_bootstrap_iqm, wilson_interval
+from cohirl.eval.stats import (bootstrap_ci, bootstrap_difference, probability_of_improvement, stratified_bootstrap_iqm,
+                               wilson_interval)
 from cohirl.report.results import best_rows, final_rows
 
 CSIL_METHODS = ("csil_ensemble", "csil_residual")
@@ -151,5 +152,78 @@ def claims(evals: pd.DataFrame, base: pd.DataFrame, method: str = "csil_ensemble
          "; ".join(f"{t}: {per_task[t]:.2f} vs {base_task.get(t, np.nan):.2f}" for t in per_task.index)),
         ("no initial drop (early minimum >= base - 1 episode)", bool((drops.drop_vs_base_episodes >= -1 - 1e-9).all()),
          "; ".join(f"{r.task}: min {r.min_early:.2f} vs base {r.base:.2f}" for r in drops.itertuples())),
+    ]
+    return pd.DataFrame(rows, columns=["claim", "holds", "evidence"]).assign(method=method)
+
+
+def steps_to_reach(evals: pd.DataFrame, task: str, method: str, level: float) -> float:
+    """First evaluation step at which ``method``'s mean success over seeds reaches ``level`` (NaN: never)."""
+    curve = evals[(evals.task == task) & (evals.method == method)].groupby("env_steps").success_rate.mean()
+    reached = curve[curve >= level - 1e-9]
+    return float(reached.index.min()) if len(reached) else float("nan")
+
+
+def task_effects(evals: pd.DataFrame, base: pd.DataFrame, method: str, baseline: str = BASELINE) -> pd.DataFrame:
+    """Per task, final checkpoint, bootstrap 95 % over seeds: ``method`` - base on the same states, and
+    ``method`` - ``baseline`` at equal env steps; the env steps ``method`` needs to reach the baseline's
+    final mean success, as a fraction of the baseline's budget; the early minimum against the base."""
+    final = final_rows(evals)
+    levels = paired_base_levels(base, evals)
+    drops = initial_drop(evals, base).set_index(["task", "method"])
+    rows = []
+    for task in sorted(set(final[final.method == method].task)):
+        ours = final[(final.task == task) & (final.method == method)].success_rate.to_numpy()
+        diff, low, high = bootstrap_ci(ours - levels[task], n_boot=5000)
+        row = {"task": task, "method": method, "n_seeds": len(ours), "final": float(ours.mean()),
+               "base": levels[task], "vs_base": diff, "vs_base_low": low, "vs_base_high": high,
+               "early_min_vs_base_episodes": float(drops.loc[(task, method), "drop_vs_base_episodes"])}
+        theirs = final[(final.task == task) & (final.method == baseline)]
+        if len(theirs):
+            diff, low, high = bootstrap_difference(ours, theirs.success_rate.to_numpy(), n_boot=5000)
+            budget = float(theirs.env_steps.max())
+            reach = steps_to_reach(evals, task, method, float(theirs.success_rate.mean()))
+            row.update({"baseline_final": float(theirs.success_rate.mean()), "vs_baseline": diff,
+                        "vs_baseline_low": low, "vs_baseline_high": high, "steps_to_baseline_final": reach,
+                        "fraction_of_baseline_budget": reach / budget if budget else float("nan")})
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def ablation_effects(evals: pd.DataFrame, method: str, ablations: Sequence[str]) -> pd.DataFrame:
+    """Final success of each ablation minus the full method's, on the tasks where both ran (bootstrap
+    95 % over seeds; a negative difference: the removed part helps)."""
+    final = final_rows(evals)
+    rows = []
+    for ablation in ablations:
+        for task in sorted(set(final[final.method == ablation].task) & set(final[final.method == method].task)):
+            full = final[(final.task == task) & (final.method == method)].success_rate.to_numpy()
+            ablated = final[(final.task == task) & (final.method == ablation)].success_rate.to_numpy()
+            diff, low, high = bootstrap_difference(ablated, full, n_boot=5000)
+            rows.append({"task": task, "ablation": ablation, "method": method, "ablation_final": float(ablated.mean()),
+                         "method_final": float(full.mean()), "difference": diff, "low": low, "high": high,
+                         "n_seeds": len(ablated)})
+    return pd.DataFrame(rows, columns=["task", "ablation", "method", "ablation_final", "method_final", "difference",
+                                       "low", "high", "n_seeds"])
+
+
+def effect_claims(effects: pd.DataFrame) -> pd.DataFrame:
+    """The paper's targets, checked on ``task_effects`` rows of one method (False unless they hold)."""
+    method = effects.method.iloc[0] if len(effects) else ""
+    excluding_zero = effects[effects.vs_base_low > 0]
+    fraction = effects.get("fraction_of_baseline_budget", pd.Series(dtype=float))
+    rows = [
+        ("CSIL >= base on every task (final, paired states)", bool(len(effects)) and bool((effects.vs_base >= -1e-9).all()),
+         "; ".join(f"{r.task}: {r.final:.2f} vs {r.base:.2f}" for r in effects.itertuples())),
+        ("CSIL final > base, 95 % interval excluding 0, on >= 2 tasks", len(excluding_zero) >= 2,
+         "; ".join(f"{r.task}: {r.vs_base:+.2f} [{r.vs_base_low:+.2f}, {r.vs_base_high:+.2f}]"
+                   for r in effects.itertuples())),
+        ("CSIL reaches the sparse baseline's final success in <= 1/3 of its env steps (every task)",
+         bool(len(fraction)) and bool((fraction <= 1 / 3 + 1e-9).all()),
+         "; ".join(f"{r.task}: {getattr(r, 'steps_to_baseline_final', float('nan')):.0f} env steps "
+                   f"({getattr(r, 'fraction_of_baseline_budget', float('nan')):.2f} of the budget)"
+                   for r in effects.itertuples())),
+        ("no initial drop (minimum over the first 20 % >= base - 1 episode)",
+         bool(len(effects)) and bool((effects.early_min_vs_base_episodes >= -1 - 1e-9).all()),
+         "; ".join(f"{r.task}: {r.early_min_vs_base_episodes:+.1f} episodes" for r in effects.itertuples())),
     ]
     return pd.DataFrame(rows, columns=["claim", "holds", "evidence"]).assign(method=method)

@@ -169,3 +169,12 @@ def test_bootstrap_difference_is_seeded_and_centred_on_the_difference_of_means()
     first = bootstrap_difference(x, y, n_boot=2000, seed=3)
     assert first == bootstrap_difference(x, y, n_boot=2000, seed=3)
     assert first[0] == pytest.approx(0.4) and first[1] < 0.4 < first[2]
+
+
+def test_extra_runs_are_the_ablations_of_the_longest_listed_method() -> None:
+    from cohirl.stages import _ablations_of
+
+    evals = pd.DataFrame({"method": METHODS + ["csil_residual_no_refine", "csil_residual_no_critic_pretrain"]})
+    assert _ablations_of("csil_residual", evals, METHODS) == ["csil_residual_no_critic_pretrain",
+                                                             "csil_residual_no_refine"]
+    assert _ablations_of("csil_ensemble", evals, METHODS) == []

@@ -143,8 +143,8 @@ def size_costs(target_preset: str, base_steps: int, target_sizes: dict[str, Any]
         big_train, big_infer = base_costs(target_preset, base_steps, Path(tmp))
     SIZES["target"] = target_sizes
     return {"base_train_ratio": big_train / small_train, "base_infer_extra_s": big_infer - small_infer,
-            "quick_update_s": ms_per_update("csil_residual", "quick", 100) / 1e3,
-            "target_update_s": ms_per_update("csil_residual", "target", 40) / 1e3}
+            "quick_update_s": ms_per_update("csil_residual", "quick", 100)[0] / 1e3,
+            "target_update_s": ms_per_update("csil_residual", "target", 40)[0] / 1e3}
 
 
 # -- pricing the target profile's stages ------------------------------------------------------

@@ -126,10 +126,9 @@ def profile_stages(profile: str, root: Path = Path(".")) -> list[str]:
     """The ``dvc.yaml`` stage names of one profile's pipeline (``<stage>@<profile>[-...]``)."""
     import yaml
 
-    from cohirl.config import check_matrix_in_sync, read_params
+    from cohirl.config import read_params
 
     params = read_params(root / "params.yaml")
-    check_matrix_in_sync(params)
     if profile not in (params.get("pipelines") or []):
         raise CohirlError(f"profile {profile!r} has no pipeline in dvc.yaml (params.yaml pipelines: "
                           f"{params.get('pipelines')}); run `cohirl profile {profile}` first.")
@@ -163,6 +162,8 @@ def prune_lock(root: Path, stages: Sequence[str]) -> list[str]:
     renamed or removed stage would otherwise linger with stale hashes). Returns the dropped names."""
     import yaml
 
+    from cohirl.io import write_text
+
     path = root / "dvc.lock"
     if not path.exists():
         return []
@@ -171,9 +172,7 @@ def prune_lock(root: Path, stages: Sequence[str]) -> list[str]:
     stale = sorted(set(entries) - set(stages))
     if stale:
         lock["stages"] = {k: v for k, v in entries.items() if k not in stale}
-        tmp = path.with_name(f".{path.name}.tmp")
-        tmp.write_text(yaml.safe_dump(lock, sort_keys=False))
-        os.replace(tmp, path)
+        write_text(yaml.safe_dump(lock, sort_keys=False), path)
     return stale
 
 
@@ -503,7 +502,7 @@ def repro(targets: Sequence[str] = (), jobs: int | None = None, force: bool = Fa
         check_matrix_in_sync(read_params(root / "params.yaml"))
     if backend == "dvc":
         return _dvc_repro(targets, force, root, dvc)
-    pipeline = read_pipeline(root)
+    full = pipeline = read_pipeline(root)
     if targets:
         graph = pipeline.graph.restricted_to(targets)
         pipeline = Pipeline(graph, {n: pipeline.stages[n] for n in graph.upstream})
@@ -519,7 +518,7 @@ def repro(targets: Sequence[str] = (), jobs: int | None = None, force: bool = Fa
         import ray
 
         ray.shutdown()
-    if stale := prune_lock(root, list(read_pipeline(root).stages)):
+    if stale := prune_lock(root, list(full.stages)):
         print(f"cohirl repro: dropped {len(stale)} dvc.lock entries of stages dvc.yaml no longer defines", flush=True)
     if not ok:
         raise CohirlError(f"stage(s) {runner.failed} failed (logs above and in {LOG_DIR}/); fix the cause and "

@@ -357,7 +357,7 @@ class RayRepro:
 
     @property
     def failed(self) -> list[str]:
-        return [o.name for o in self.outcomes.values() if o.status == "failed"]
+        return sorted(o.name for o in self.outcomes.values() if o.status == "failed")
 
     def _submit_ready(self, pending: set[str], running: dict[Any, str], priority: dict[str, int]) -> None:
         """Submit every stage whose upstream is done; an up-to-date stage may unlock more at once."""

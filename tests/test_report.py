@@ -125,6 +125,11 @@ def test_curve_band_and_figure(tmp_path: Path) -> None:
     figures.save_figure(fig, tmp_path, "curves")
     assert (tmp_path / "curves.png").stat().st_size > 1000 and (tmp_path / "curves.pdf").exists()
     assert np.isclose(band["mean"].iloc[-1], results.final_rows(evals).query("method == 'csil_ensemble'").success_rate.mean())
+    ax = fig.axes[0]
+    n_seeds = evals[evals.task == evals.task.min()].groupby("method").seed.nunique()
+    thin = [line for line in ax.get_lines() if line.get_linewidth() < 1]
+    assert len(thin) == n_seeds[list(METHODS)].sum()  # one thin line per seed of every method
+    assert [line.get_linestyle() for line in ax.get_lines()].count("--") == 1  # the frozen base, on every panel
     figures.save_figure(figures.learning_curves(evals, BASE, METHODS), tmp_path / "again", "curves")
     for ext in ("png", "pdf"):  # DVC hashes the figures: the same rows must give the same bytes
         assert (tmp_path / f"curves.{ext}").read_bytes() == (tmp_path / "again" / f"curves.{ext}").read_bytes()
@@ -150,6 +155,8 @@ def test_task_effects_intervals_steps_to_the_baseline_and_the_targets() -> None:
     worse = two.assign(success_rate=np.where(two.method == "csil_ensemble", 0.2, two.success_rate))
     claims = tables.effect_claims(tables.task_effects(worse, base_two, "csil_ensemble")).set_index("claim")
     assert not claims.holds.any(), claims  # below the base, below the baseline, an initial drop: all False
+    reach = claims.loc["CSIL reaches the sparse baseline's final success in <= 1/3 of its env steps (every task)"]
+    assert "not reached within the budget" in reach.evidence and "nan" not in reach.evidence
 
 
 def test_ablation_effects_compare_with_the_full_method_on_its_task() -> None:

@@ -33,6 +33,9 @@ def _plot_task(ax: Axes, evals: pd.DataFrame, base_level: float, methods: Sequen
         band = curve_band(evals[evals.method == method])
         band = band[band.env_steps <= budget * max_fraction + 1e-9]
         color = COLORS.get(method)
+        for _, run in evals[(evals.method == method) & (evals.env_steps <= budget * max_fraction + 1e-9)].groupby("seed"):
+            run = run.sort_values("env_steps")  # each seed's own curve, thin: the band hides how runs differ
+            ax.plot(run.env_steps, run.success_rate, lw=0.6, alpha=0.35, color=color)
         ax.plot(band.env_steps, band["mean"], marker="o", ms=3, label=method, color=color)
         ax.fill_between(band.env_steps, band.low, band.high, alpha=0.2, color=color)
         ax.scatter([0], band["mean"].iloc[:1], marker="*", s=90, color=color, zorder=5)
@@ -44,7 +47,8 @@ def _plot_task(ax: Axes, evals: pd.DataFrame, base_level: float, methods: Sequen
 
 def learning_curves(evals: pd.DataFrame, base: pd.DataFrame, methods: Sequence[str],
                     max_fraction: float = 1.0, title: str = "") -> Figure:
-    """One panel per task: mean success vs env steps, bootstrap band over seeds; stars = BC-small."""
+    """One panel per task: mean success vs env steps, bootstrap band over seeds, each seed as a thin line;
+    stars = BC-small; dashed = the frozen base."""
     tasks = sorted(evals.task.unique())
     levels = base_levels(base).set_index("task")["mean"]
     fig, axes = plt.subplots(1, len(tasks), figsize=(5 * len(tasks), 3.8), squeeze=False)

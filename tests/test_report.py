@@ -144,6 +144,8 @@ def test_task_effects_intervals_steps_to_the_baseline_and_the_targets() -> None:
     assert row.vs_base == pytest.approx(0.35) and 0 < row.vs_base_low <= row.vs_base <= row.vs_base_high
     assert row.vs_baseline == pytest.approx(0.85 - 0.45) and row.vs_baseline_low > 0
     assert row.steps_to_baseline_final == 0  # BC-small (0.55) is already above the baseline's final 0.45
+    assert row.start == pytest.approx(0.55) and row.vs_start == pytest.approx(0.30) and row.vs_start_low > 0
+    assert row.baseline_start == pytest.approx(0.55) and row.baseline_final == pytest.approx(0.45)
     assert [tables.steps_to_reach(evals, "square", "csil_ensemble", level) for level in (0.65, 0.7)] == [1000, 2000]
     assert math.isnan(tables.steps_to_reach(evals, "square", "csil_ensemble", 0.95))
     claims = tables.effect_claims(effects.reset_index()).set_index("claim")
@@ -157,6 +159,14 @@ def test_task_effects_intervals_steps_to_the_baseline_and_the_targets() -> None:
     assert not claims.holds.any(), claims  # below the base, below the baseline, an initial drop: all False
     reach = claims.loc["CSIL reaches the sparse baseline's final success in <= 1/3 of its env steps (every task)"]
     assert "not reached within the budget" in reach.evidence and "nan" not in reach.evidence
+    gain = "finetuning improves on CSIL's own step 0 (final - step 0, 95 % interval excluding 0) on >= 2 tasks"
+    flat = two.assign(success_rate=np.where(two.method == "csil_ensemble", 0.8, two.success_rate))
+    claims = tables.effect_claims(tables.task_effects(flat, base_two, "csil_ensemble")).set_index("claim")
+    assert claims.loc["CSIL final > base, 95 % interval excluding 0, on >= 2 tasks", "holds"]
+    assert not claims.loc[gain, "holds"]  # above the base from step 0 on: the gain is not finetuning's
+    assert "0.80 -> 0.80, +0.00" in claims.loc[gain, "evidence"]
+    reach = claims.loc["CSIL reaches the sparse baseline's final success in <= 1/3 of its env steps (every task)"]
+    assert "the baseline having fallen from 0.55 to 0.45" in reach.evidence
 
 
 def test_ablation_effects_compare_with_the_full_method_on_its_task() -> None:

@@ -71,6 +71,25 @@ def cmd_profile(args: argparse.Namespace) -> None:
           f"methods={section['methods']}; pipelines in dvc.yaml: {params['pipelines']}")
 
 
+def cmd_wiring(args: argparse.Namespace) -> None:
+    from cohirl.wiring import code_deps, listed_code_deps, missing_inputs, stage_bodies, write_code_deps
+
+    if args.write:
+        changed = write_code_deps()
+        print(f"dvc.yaml: code dependencies rewritten for {changed}" if changed else "dvc.yaml: up to date")
+    drift = {name: (sorted(set(code_deps(b)) - set(listed_code_deps(b))), sorted(set(listed_code_deps(b)) - set(code_deps(b))))
+             for name, b in stage_bodies().items()}
+    for name, (absent, extra) in drift.items():
+        if absent or extra:
+            print(f"{name}: uses but does not list {absent}; lists but does not use {extra}")
+    missing = {name: m for name, b in stage_bodies().items() if (m := missing_inputs(b))}
+    if missing or any(a or e for a, e in drift.values()):
+        raise CohirlError(f"dvc.yaml's dependencies differ from what the stages run ({sorted(missing) or 'code'}"
+                          f"{': ' + str(missing) if missing else ''}); run `cohirl wiring --write` (code) and add "
+                          "the params sections named.")
+    print("dvc.yaml lists what every stage runs.")
+
+
 def cmd_notebook(args: argparse.Namespace) -> None:
     from cohirl.notebooks import parse_parameters, run_notebook
 
@@ -182,6 +201,10 @@ def _parser() -> argparse.ArgumentParser:
                     help="ray (default): stages as Ray tasks; dvc: plain sequential `dvc repro`")
     rp.add_argument("--cpus-per-stage", type=float, default=1.0, help="Ray CPUs each stage task asks for")
     rp.set_defaults(fn=cmd_repro)
+
+    wi = sub.add_parser("wiring", help="check (or --write) each DVC stage's code dependencies against what it runs")
+    wi.add_argument("--write", action="store_true", help="rewrite the cohirl/ deps of every stage in dvc.yaml")
+    wi.set_defaults(fn=cmd_wiring)
 
     pr = sub.add_parser("profile", help="make a profile the default and add its pipeline to dvc.yaml's stages")
     pr.add_argument("name", help="smoke | quick | effect | paper")

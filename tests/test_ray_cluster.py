@@ -31,8 +31,8 @@ def _kill_a_finetuning_worker(scratch: Path, driver: subprocess.Popen, timeout_s
     """Wait for a finetuning stage's first checkpoint in its scratch copy, then kill -9 its worker."""
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline and driver.poll() is None:
-        for ckpt in sorted(scratch.glob("finetune_*/results/*/runs/*/*/*/checkpoints/checkpoint.pt")):
-            work = ckpt.parents[7]
+        for ckpt in sorted(scratch.glob("finetune_*/data/*/checkpoints/*/*/*/checkpoint.pt")):
+            work = ckpt.parents[6]
             pid = int((work / WORKER_PID_FILE).read_text())
             os.kill(pid, signal.SIGKILL)
             return work.name
@@ -41,13 +41,13 @@ def _kill_a_finetuning_worker(scratch: Path, driver: subprocess.Popen, timeout_s
 
 
 BASE_DIRS = ("data/smoke/base", "data/smoke/demo_scaling")
-TIMED = ("run.json", "checkpoints", "/base/pick_place.json")  # wall times, RNG states, base training time
+TIMED = ("run.json", "/base/pick_place.json")  # wall times, base training time (and checkpoints: RNG states)
 
 
 def _lock_outs(repo: Path) -> dict[str, str]:
     lock = yaml.safe_load((repo / "dvc.lock").read_text())
     return {o["path"]: o["md5"] for s in lock["stages"].values() for o in s.get("outs", [])
-            if not o["path"].endswith(TIMED)}
+            if not o["path"].endswith(TIMED) and "/checkpoints/" not in o["path"]}
 
 
 def _base_files(repo: Path) -> dict[str, object]:

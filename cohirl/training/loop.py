@@ -162,9 +162,12 @@ class Finetuner:
     """One (task, method, seed) run. ``run()`` does everything; the pieces are methods for tests."""
 
     def __init__(self, task: str, method: str, seed: int, cfg: FinetuneConfig, demos: DemoArrays,
-                 base_factory: Any, eval_cfg: Any, out_dir: Path, progress: bool = True) -> None:
+                 base_factory: Any, eval_cfg: Any, out_dir: Path, progress: bool = True,
+                 checkpoint_dir: Path | None = None) -> None:
         self.task_name, self.method, self.seed, self.cfg = task, method, seed, cfg
         self.base_factory, self.eval_cfg, self.out_dir, self.progress = base_factory, eval_cfg, Path(out_dir), progress
+        # Resumable state (networks, optimisers, replay, RNG) apart from the rows: large, never committed.
+        self.checkpoint_dir = Path(checkpoint_dir or self.out_dir / "checkpoints")
         self.learner_cfg, self.composition = build_method(method, cfg.learner_overrides(method),
                                                           cfg.composition_overrides(method))
         self.base: ChunkStepper = base_factory()
@@ -211,7 +214,7 @@ class Finetuner:
 
     @property
     def checkpoint_path(self) -> Path:
-        return self.out_dir / "checkpoints" / CHECKPOINT_NAME
+        return self.checkpoint_dir / CHECKPOINT_NAME
 
     def setup(self) -> None:
         """Resume from a matching checkpoint, or pretrain and evaluate step 0."""
@@ -260,7 +263,7 @@ class Finetuner:
     # -- evaluation ----------------------------------------------------------------------------
     def evaluate_now(self) -> dict[str, Any]:
         assert self.learner is not None
-        path = save_actor_snapshot(self.learner, self.out_dir / "checkpoints" / "actor_eval.pt", self.inputs,
+        path = save_actor_snapshot(self.learner, self.checkpoint_dir / "actor_eval.pt", self.inputs,
                                    value_probe=True)
         ev, start = self.eval_cfg, time.perf_counter()
         rows = evaluate(snapshot_factory(self.base_factory, path), self.task_name, self.cfg.eval_episodes,

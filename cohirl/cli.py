@@ -65,6 +65,9 @@ def cmd_import_hdf5(args: argparse.Namespace) -> None:
 def cmd_profile(args: argparse.Namespace) -> None:
     from cohirl.config import profile_section, set_profile
 
+    from cohirl.stages.check import check_profile
+
+    check_profile(args.name)  # before params.yaml is rewritten: a profile that does not build is refused
     params = set_profile(args.name, only=args.only)
     section = profile_section(params, args.name)
     print(f"profile {args.name} (default): tasks={section['tasks']} seeds={section['seeds']} "

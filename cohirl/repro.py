@@ -496,10 +496,14 @@ def repro(targets: Sequence[str] = (), jobs: int | None = None, force: bool = Fa
         raise CohirlError(f"unknown backend {backend!r}; choose one of {BACKENDS}.")
     if jobs is not None and jobs < 1:
         raise CohirlError(f"--jobs must be >= 1 (got {jobs}).")
-    if (root / "params.yaml").exists():  # cohirl's own pipeline: its generated header must be current
+    if (root / "params.yaml").exists():  # cohirl's own pipeline: a current header, settings that build
         from cohirl.config import check_matrix_in_sync, read_params
+        from cohirl.stages.check import check_profile
 
-        check_matrix_in_sync(read_params(root / "params.yaml"))
+        params = read_params(root / "params.yaml")
+        check_matrix_in_sync(params)
+        for profile in params["pipelines"]:
+            check_profile(profile, params)
     if backend == "dvc":
         return _dvc_repro(targets, force, root, dvc)
     full = pipeline = read_pipeline(root)

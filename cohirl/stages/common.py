@@ -18,6 +18,7 @@ from typing import Any
 import pandas as pd
 
 from cohirl.config import from_dict, profile_name, read_params, task_settings
+from cohirl.errors import CohirlError
 
 
 def data_dir(profile: str | None = None) -> Path:
@@ -66,16 +67,25 @@ class BaseStageConfig:
     # Train on the first n demonstrations only (None: all). The finetuning methods use the same n, so a
     # profile can collect more demonstrations for BC demo scaling without changing the base or CSIL.
     n_demos: int | None = None
-    train: dict[str, Any] = field(default_factory=dict)  # any other BaseTrainConfig field
+    # Any other BaseTrainConfig field, typed and checked when params.yaml is read
+    # (cohirl.config.overrides_of(BaseTrainConfig)); steps and batch_size are set above, not here.
+    train: Any = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        from cohirl.config import as_overrides, set_fields
+        from cohirl.policies.config import BaseTrainConfig
+
+        train = as_overrides(BaseTrainConfig, self.train, "base.train")
+        object.__setattr__(self, "train", train)
+        if twice := sorted({"steps", "batch_size"} & set(set_fields(train))):
+            raise CohirlError(f"base.train.{twice[0]}: set it as base.{twice[0]} (one knob, one place).")
 
     def train_config(self) -> Any:
+        from cohirl.config import set_fields
         from cohirl.policies.config import config_for_profile
 
-        overrides = {**self.train, **{k: v for k, v in (("steps", self.steps), ("batch_size", self.batch_size))
-                                      if v is not None}}
-        for key in ("down_dims", "betas"):
-            if key in overrides:
-                overrides[key] = tuple(overrides[key])
+        overrides = {**set_fields(self.train), **{k: v for k, v in (("steps", self.steps), ("batch_size", self.batch_size))
+                                                 if v is not None}}
         return config_for_profile(self.preset, **overrides)
 
 

@@ -58,7 +58,8 @@ def cmd_import_hdf5(args: argparse.Namespace) -> None:
 
     _check_writable(args.out)
     out = import_hdf5(args.path, args.out, get_spec(args.task), tuple(args.state_keys),
-                      tuple(args.env_state_keys), overwrite=args.overwrite)
+                      tuple(args.env_state_keys), overwrite=args.overwrite, filter_key=args.filter_key,
+                      from_states=args.from_states)
     print(f"imported {args.path} -> {out}")
 
 
@@ -168,6 +169,9 @@ def _parser() -> argparse.ArgumentParser:
     h.add_argument("--out", type=Path, required=True)
     h.add_argument("--state-keys", nargs="+", default=["robot0_eef_pos", "robot0_eef_quat", "robot0_gripper_qpos"])
     h.add_argument("--env-state-keys", nargs="+", default=["object"])
+    h.add_argument("--filter-key", default=None, help="import only the demos of mask/<key> (e.g. train, valid)")
+    h.add_argument("--from-states", action="store_true", help="replay each frame's MuJoCo state in the task's "
+                   "simulator and record its own observations (the layout evaluation uses)")
     h.add_argument("--overwrite", action="store_true")
     h.set_defaults(fn=cmd_import_hdf5)
 

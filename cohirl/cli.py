@@ -144,7 +144,8 @@ def cmd_repro(args: argparse.Namespace) -> None:
         from cohirl.repro import profile_stages
 
         targets += profile_stages(profile)
-    repro(targets, jobs=args.jobs, force=args.force, backend=args.backend, cpus_per_stage=args.cpus_per_stage)
+    repro(targets, jobs=args.jobs, force=args.force, backend=args.backend, cpus_per_stage=args.cpus_per_stage,
+          allow_unauthenticated=args.allow_unauthenticated)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -207,6 +208,8 @@ def _parser() -> argparse.ArgumentParser:
     rp.add_argument("--backend", choices=["ray", "dvc"], default="ray",
                     help="ray (default): stages as Ray tasks; dvc: plain sequential `dvc repro`")
     rp.add_argument("--cpus-per-stage", type=float, default=1.0, help="Ray CPUs each stage task asks for")
+    rp.add_argument("--allow-unauthenticated", action="store_true",
+                    help="join $RAY_ADDRESS although RAY_AUTH_MODE is not 'token' (a cluster no one else can reach)")
     rp.set_defaults(fn=cmd_repro)
 
     wi = sub.add_parser("wiring", help="check (or --write) each DVC stage's code dependencies against what it runs")

@@ -58,17 +58,40 @@ def cmd_import_hdf5(args: argparse.Namespace) -> None:
 
     _check_writable(args.out)
     out = import_hdf5(args.path, args.out, get_spec(args.task), tuple(args.state_keys),
-                      tuple(args.env_state_keys), overwrite=args.overwrite)
+                      tuple(args.env_state_keys), overwrite=args.overwrite, filter_key=args.filter_key,
+                      from_states=args.from_states)
     print(f"imported {args.path} -> {out}")
 
 
 def cmd_profile(args: argparse.Namespace) -> None:
     from cohirl.config import profile_section, set_profile
 
+    from cohirl.stages.check import check_profile
+
+    check_profile(args.name)  # before params.yaml is rewritten: a profile that does not build is refused
     params = set_profile(args.name, only=args.only)
     section = profile_section(params, args.name)
     print(f"profile {args.name} (default): tasks={section['tasks']} seeds={section['seeds']} "
           f"methods={section['methods']}; pipelines in dvc.yaml: {params['pipelines']}")
+
+
+def cmd_wiring(args: argparse.Namespace) -> None:
+    from cohirl.wiring import code_deps, listed_code_deps, missing_inputs, stage_bodies, write_code_deps
+
+    if args.write:
+        changed = write_code_deps()
+        print(f"dvc.yaml: code dependencies rewritten for {changed}" if changed else "dvc.yaml: up to date")
+    drift = {name: (sorted(set(code_deps(b)) - set(listed_code_deps(b))), sorted(set(listed_code_deps(b)) - set(code_deps(b))))
+             for name, b in stage_bodies().items()}
+    for name, (absent, extra) in drift.items():
+        if absent or extra:
+            print(f"{name}: uses but does not list {absent}; lists but does not use {extra}")
+    missing = {name: m for name, b in stage_bodies().items() if (m := missing_inputs(b))}
+    if missing or any(a or e for a, e in drift.values()):
+        raise CohirlError(f"dvc.yaml's dependencies differ from what the stages run ({sorted(missing) or 'code'}"
+                          f"{': ' + str(missing) if missing else ''}); run `cohirl wiring --write` (code) and add "
+                          "the params sections named.")
+    print("dvc.yaml lists what every stage runs.")
 
 
 def cmd_notebook(args: argparse.Namespace) -> None:
@@ -121,7 +144,8 @@ def cmd_repro(args: argparse.Namespace) -> None:
         from cohirl.repro import profile_stages
 
         targets += profile_stages(profile)
-    repro(targets, jobs=args.jobs, force=args.force, backend=args.backend, cpus_per_stage=args.cpus_per_stage)
+    repro(targets, jobs=args.jobs, force=args.force, backend=args.backend, cpus_per_stage=args.cpus_per_stage,
+          allow_unauthenticated=args.allow_unauthenticated)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -146,6 +170,9 @@ def _parser() -> argparse.ArgumentParser:
     h.add_argument("--out", type=Path, required=True)
     h.add_argument("--state-keys", nargs="+", default=["robot0_eef_pos", "robot0_eef_quat", "robot0_gripper_qpos"])
     h.add_argument("--env-state-keys", nargs="+", default=["object"])
+    h.add_argument("--filter-key", default=None, help="import only the demos of mask/<key> (e.g. train, valid)")
+    h.add_argument("--from-states", action="store_true", help="replay each frame's MuJoCo state in the task's "
+                   "simulator and record its own observations (the layout evaluation uses)")
     h.add_argument("--overwrite", action="store_true")
     h.set_defaults(fn=cmd_import_hdf5)
 
@@ -181,7 +208,13 @@ def _parser() -> argparse.ArgumentParser:
     rp.add_argument("--backend", choices=["ray", "dvc"], default="ray",
                     help="ray (default): stages as Ray tasks; dvc: plain sequential `dvc repro`")
     rp.add_argument("--cpus-per-stage", type=float, default=1.0, help="Ray CPUs each stage task asks for")
+    rp.add_argument("--allow-unauthenticated", action="store_true",
+                    help="join $RAY_ADDRESS although RAY_AUTH_MODE is not 'token' (a cluster no one else can reach)")
     rp.set_defaults(fn=cmd_repro)
+
+    wi = sub.add_parser("wiring", help="check (or --write) each DVC stage's code dependencies against what it runs")
+    wi.add_argument("--write", action="store_true", help="rewrite the cohirl/ deps of every stage in dvc.yaml")
+    wi.set_defaults(fn=cmd_wiring)
 
     pr = sub.add_parser("profile", help="make a profile the default and add its pipeline to dvc.yaml's stages")
     pr.add_argument("name", help="smoke | quick | effect | paper")

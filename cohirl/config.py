@@ -118,6 +118,70 @@ def _deep_merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
     return base
 
 
+class _Unset:
+    """A field an overrides dataclass leaves as its target's default (``None`` can be a real value)."""
+
+    _instance: "_Unset | None" = None
+
+    def __new__(cls) -> "_Unset":
+        if cls._instance is None:
+            cls._instance = super().__new__(cls)
+        return cls._instance
+
+    def __repr__(self) -> str:
+        return "UNSET"
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> "_Unset":
+        return self
+
+    def __reduce__(self) -> str:
+        return "UNSET"
+
+
+UNSET: Any = _Unset()
+_OVERRIDES: dict[type, type] = {}
+
+
+def overrides_of(cls: type) -> type:
+    """A frozen dataclass with ``cls``'s fields, each typed as in ``cls`` and ``UNSET`` by default: the
+    typed form of a ``params.yaml`` section that overrides some fields of ``cls`` (``set_fields``
+    gives them back as a mapping). Unknown keys fail when params are read, naming the valid ones."""
+    if cls not in _OVERRIDES:
+        hints = typing.get_type_hints(cls)
+        fields = [(f.name, hints[f.name], dataclasses.field(default=UNSET)) for f in dataclasses.fields(cls)]
+        made = dataclasses.make_dataclass(f"{cls.__name__}Overrides", fields, frozen=True,
+                                          namespace={"__doc__": f"Fields of {cls.__name__} to override (UNSET: keep)."})
+        made.__module__ = cls.__module__
+        made.target = cls  # type: ignore[attr-defined]
+        _OVERRIDES[cls] = made
+    return _OVERRIDES[cls]
+
+
+def set_fields(overrides: Any) -> dict[str, Any]:
+    """The fields an overrides dataclass (``overrides_of``) sets, as a mapping."""
+    return {f.name: getattr(overrides, f.name) for f in dataclasses.fields(overrides)
+            if getattr(overrides, f.name) is not UNSET}
+
+
+def to_record(config: Any) -> Any:
+    """A config dataclass as plain data (dicts, lists, scalars), leaving out the fields an overrides
+    dataclass does not set: what run records and checkpoint fingerprints store."""
+    if dataclasses.is_dataclass(config) and not isinstance(config, type):
+        return {f.name: to_record(getattr(config, f.name)) for f in dataclasses.fields(config)
+                if getattr(config, f.name) is not UNSET}
+    if isinstance(config, dict):
+        return {k: to_record(v) for k, v in config.items()}
+    if isinstance(config, (list, tuple)):
+        return [to_record(v) for v in config]
+    return config
+
+
+def as_overrides(cls: type, value: Any, where: str) -> Any:
+    """``value`` (a mapping, or already ``overrides_of(cls)``) as ``overrides_of(cls)``."""
+    kind = overrides_of(cls)
+    return value if isinstance(value, kind) else from_dict(kind, value, where)
+
+
 def from_dict(cls: type[T], values: dict[str, Any] | None, where: str = "") -> T:
     """Build dataclass ``cls`` from a mapping; unknown keys and wrong types fail with the key's name."""
     values = dict(values or {})
@@ -131,7 +195,7 @@ def from_dict(cls: type[T], values: dict[str, Any] | None, where: str = "") -> T
 
 
 def _coerce(hint: Any, value: Any, where: str) -> Any:
-    if dataclasses.is_dataclass(hint) and isinstance(value, dict):
+    if dataclasses.is_dataclass(hint) and isinstance(value, dict | type(None)):
         return from_dict(hint, value, where)
     origin = typing.get_origin(hint)
     if origin in (typing.Union, types.UnionType):
@@ -139,6 +203,9 @@ def _coerce(hint: Any, value: Any, where: str) -> Any:
         return value if value is None else _coerce(options[0], value, where)
     if origin is tuple and isinstance(value, list):
         return tuple(value)
+    if origin is dict and isinstance(value, dict):
+        _, value_hint = typing.get_args(hint) or (Any, Any)
+        return {k: _coerce(value_hint, v, f"{where}.{k}") for k, v in value.items()}
     if hint is float and isinstance(value, int) and not isinstance(value, bool):
         return float(value)
     base = origin or hint

@@ -193,8 +193,22 @@ def check_reachable(address: str, timeout_s: float = 5.0) -> None:
                           "instance.") from exc
 
 
-def connect(jobs: int) -> bool:
-    """Join the cluster at ``$RAY_ADDRESS`` or start a local instance with ``jobs`` CPUs.
+def check_authenticated(address: str, allow_unauthenticated: bool = False) -> None:
+    """A cluster is joined with Ray's token authentication on, unless the user says it is closed."""
+    mode = os.environ.get("RAY_AUTH_MODE", "").strip().lower()
+    if not address or mode == "token" or allow_unauthenticated:
+        return
+    raise CohirlError(
+        f"RAY_ADDRESS={address} would be joined without token authentication (RAY_AUTH_MODE="
+        f"{mode or 'unset'}): anyone who can reach that cluster's ports can run code on it. Start every node "
+        "and run cohirl repro with RAY_AUTH_MODE=token and the same token (make one with `ray get-auth-token "
+        "--generate`, share it as ~/.ray/auth_token or via RAY_AUTH_TOKEN_PATH; README 'Security'), or pass "
+        "--allow-unauthenticated for a cluster no one else can reach.")
+
+
+def connect(jobs: int, allow_unauthenticated: bool = False) -> bool:
+    """Join the cluster at ``$RAY_ADDRESS`` or start a local instance with ``jobs`` CPUs, listening and
+    advertised on 127.0.0.1 only (a local run has no reason to be reachable from the network).
 
     Returns whether a local instance was started (and must be shut down afterwards)."""
     import ray
@@ -202,6 +216,7 @@ def connect(jobs: int) -> bool:
     address = os.environ.get("RAY_ADDRESS", "").strip()
     ray.cloudpickle.register_pickle_by_value(ray_stage)
     if address:
+        check_authenticated(address, allow_unauthenticated)
         check_reachable(address)
         if is_loopback(address.split("://", 1)[-1].rpartition(":")[0]):
             keep_loopback()
@@ -210,7 +225,9 @@ def connect(jobs: int) -> bool:
         except (ConnectionError, RuntimeError) as exc:
             raise CohirlError(f"could not join the Ray cluster at RAY_ADDRESS={address}: {exc}") from exc
         return False
-    ray.init(address="local", num_cpus=jobs, include_dashboard=False, log_to_driver=False, logging_level="ERROR")
+    keep_loopback()
+    ray.init(address="local", num_cpus=jobs, include_dashboard=False, log_to_driver=False, logging_level="ERROR",
+             _node_ip_address="127.0.0.1")
     return True
 
 
@@ -489,24 +506,31 @@ def install_outputs(root: Path, outputs: bytes, outs: Sequence[str]) -> None:
 
 # -- entry point ------------------------------------------------------------------------------
 def repro(targets: Sequence[str] = (), jobs: int | None = None, force: bool = False, root: Path = Path("."),
-          backend: str = "ray", dvc: str = "dvc", cpus_per_stage: float = 1.0) -> None:
+          backend: str = "ray", dvc: str = "dvc", cpus_per_stage: float = 1.0,
+          allow_unauthenticated: bool = False) -> None:
     """Reproduce the pipeline (or ``targets`` and their upstream) on ``backend``."""
     os.environ["PATH"] = ray_stage.venv_first(os.environ.get("PATH", ""))  # the venv, activated or not
     if backend not in BACKENDS:
         raise CohirlError(f"unknown backend {backend!r}; choose one of {BACKENDS}.")
     if jobs is not None and jobs < 1:
         raise CohirlError(f"--jobs must be >= 1 (got {jobs}).")
-    if (root / "params.yaml").exists():  # cohirl's own pipeline: its generated header must be current
+    if backend == "ray":
+        check_authenticated(os.environ.get("RAY_ADDRESS", "").strip(), allow_unauthenticated)
+    if (root / "params.yaml").exists():  # cohirl's own pipeline: a current header, settings that build
         from cohirl.config import check_matrix_in_sync, read_params
+        from cohirl.stages.check import check_profile
 
-        check_matrix_in_sync(read_params(root / "params.yaml"))
+        params = read_params(root / "params.yaml")
+        check_matrix_in_sync(params)
+        for profile in params["pipelines"]:
+            check_profile(profile, params)
     if backend == "dvc":
         return _dvc_repro(targets, force, root, dvc)
     full = pipeline = read_pipeline(root)
     if targets:
         graph = pipeline.graph.restricted_to(targets)
         pipeline = Pipeline(graph, {n: pipeline.stages[n] for n in graph.upstream})
-    local = connect(jobs or max(1, os.cpu_count() or 1))
+    local = connect(jobs or max(1, os.cpu_count() or 1), allow_unauthenticated)
     try:
         nodes = preflight()
         where = "a local Ray instance" if local else f"the Ray cluster at {os.environ['RAY_ADDRESS']}"

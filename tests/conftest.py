@@ -45,12 +45,14 @@ def episodes() -> list[Episode]:
 
 
 # -- pipeline projects and a loopback Ray cluster (tests/test_pipeline_smoke.py, test_ray_cluster.py) --
+import secrets  # noqa: E402
 import shutil  # noqa: E402
 import signal  # noqa: E402
 import socket  # noqa: E402
 import subprocess  # noqa: E402
 import sys  # noqa: E402
 import time  # noqa: E402
+from dataclasses import dataclass  # noqa: E402
 from pathlib import Path  # noqa: E402
 from typing import Iterator  # noqa: E402
 
@@ -138,24 +140,37 @@ def _wait_for(log: Path, text: str, proc: subprocess.Popen, timeout_s: float = 1
     raise AssertionError(f"ray node did not start in {timeout_s:.0f} s:\n{log.read_text(errors='replace')[-3000:]}")
 
 
+@dataclass(frozen=True)
+class RayCluster:
+    address: str
+    auth: dict[str, str]  # RAY_AUTH_MODE=token and the token's file: what a driver needs to join
+
+    def env(self, **extra: str) -> dict[str, str]:
+        return tool_env(RAY_ADDRESS=self.address, **self.auth, **extra)
+
+
 @pytest.fixture(scope="session")
-def loopback_ray_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def loopback_ray_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RayCluster]:
     """A real two-node Ray cluster on 127.0.0.1 (``ray start --head`` + ``ray start --address``), one
-    CPU per node; yields the head's address and stops both nodes (SIGTERM to the blocking starts)."""
+    CPU per node, with token authentication (README 'Security': a token made once, shared by every node
+    and driver through RAY_AUTH_TOKEN_PATH); stops both nodes (SIGTERM to the blocking starts)."""
     logs, port = tmp_path_factory.mktemp("ray-nodes"), _free_port()
-    address = f"127.0.0.1:{port}"
+    token = logs / "auth_token"
+    token.write_text(secrets.token_hex(32))
+    token.chmod(0o600)
+    cluster = RayCluster(f"127.0.0.1:{port}", {"RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN_PATH": str(token)})
     start = [sys.executable, "-m", "cohirl.ray_loopback", "start", "--block", "--num-cpus", "1",
              "--disable-usage-stats", "--node-ip-address", "127.0.0.1"]
     nodes: list[subprocess.Popen] = []
     try:
         for name, args in (("head", ["--head", "--port", str(port), "--include-dashboard", "false"]),
-                           ("worker", ["--address", address])):
+                           ("worker", ["--address", cluster.address])):
             log = logs / f"{name}.log"
             with log.open("w") as handle:
                 nodes.append(subprocess.Popen([*start, *args], stdout=handle, stderr=subprocess.STDOUT,
-                                              env=tool_env(), start_new_session=True))
+                                              env=tool_env(**cluster.auth), start_new_session=True))
             _wait_for(log, "Ray runtime started", nodes[-1])
-        yield address
+        yield cluster
     finally:
         for proc in reversed(nodes):
             proc.send_signal(signal.SIGTERM)

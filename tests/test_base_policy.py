@@ -194,3 +194,38 @@ def test_training_is_deterministic_by_seed(tiny_base: tuple[Path, DemoArrays], t
     train_base(tiny_base[1], BaseTrainConfig(**TINY), tmp_path / "again", seed=0, progress=False)
     first, again = load_file(tiny_base[0] / "model.safetensors"), load_file(tmp_path / "again" / "model.safetensors")
     assert first.keys() == again.keys() and all(bool((first[k] == again[k]).all()) for k in first)
+
+
+def _files(path: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(path)): p.read_bytes() for p in sorted(path.rglob("*")) if p.is_file()}
+
+
+@pytest.mark.parametrize("stop_at, every", [(2, 100), (4, 3)], ids=["killed-before-any-period", "periodic"])
+def test_a_resumed_base_is_byte_identical_to_an_uninterrupted_one(tiny_base: tuple[Path, DemoArrays], tmp_path: Path,
+                                                                  stop_at: int, every: int) -> None:
+    from cohirl.policies.train_base import checkpoint_path
+
+    out = tmp_path / "resumed"
+    assert train_base(tiny_base[1], BaseTrainConfig(**TINY), out, seed=0, progress=False, checkpoint_every=every,
+                      stop_after_steps=stop_at) is None
+    assert not out.exists() and checkpoint_path(out).exists()  # nothing under the final name yet
+    metrics = train_base(tiny_base[1], BaseTrainConfig(**TINY), out, seed=0, progress=False, checkpoint_every=every)
+    assert metrics is not None and metrics["steps"] == TINY["steps"]
+    assert _files(out) == _files(tiny_base[0])  # weights, processors, meta, the loss curve
+    assert not checkpoint_path(out).parent.exists()  # spent once the base is in place
+
+
+def test_a_checkpoint_of_other_settings_or_a_corrupt_one_is_never_resumed(tiny_base: tuple[Path, DemoArrays],
+                                                                         tmp_path: Path) -> None:
+    from cohirl.policies.train_base import checkpoint_path
+
+    out = tmp_path / "base"
+    train_base(tiny_base[1], BaseTrainConfig(**{**TINY, "lr": 1e-3}), out, seed=0, progress=False,
+               stop_after_steps=3)
+    metrics = train_base(tiny_base[1], BaseTrainConfig(**TINY), out, seed=0, progress=False)
+    assert metrics is not None and _files(out) == _files(tiny_base[0])  # trained from the start
+    train_base(tiny_base[1], BaseTrainConfig(**TINY), tmp_path / "cut", seed=0, progress=False, stop_after_steps=3)
+    ckpt = checkpoint_path(tmp_path / "cut")
+    ckpt.write_bytes(ckpt.read_bytes()[:100])  # truncated, as by a full disk
+    with pytest.raises(CohirlError, match=r"base training checkpoint .* is corrupt.*Delete it"):
+        train_base(tiny_base[1], BaseTrainConfig(**TINY), tmp_path / "cut", seed=0, progress=False)

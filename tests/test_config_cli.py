@@ -8,15 +8,16 @@ import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from cohirl.cli import main
 from cohirl.config import (check_matrix_in_sync, from_dict, profile_section, read_params, set_profile, stage_items,
                            task_settings)
-from cohirl.envs import get_spec
 from cohirl.errors import CohirlError
 from cohirl.stages import BaseStageConfig, DemoScalingConfig, EvalConfig
+from cohirl.stages.check import check_profile
 from cohirl.training.loop import FinetuneConfig
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -27,11 +28,31 @@ STAGES = {"base": BaseStageConfig, "demo_scaling": DemoScalingConfig, "eval": Ev
 @pytest.mark.parametrize("profile", ["smoke", "quick", "effect", "paper"])
 def test_every_profile_builds_every_stage_config(profile: str) -> None:
     params = read_params(ROOT / "params.yaml")
-    for task in profile_section(params, profile)["tasks"]:
-        get_spec(task)  # registered
+    built = check_profile(profile, params)
+    assert set(built) == set(profile_section(params, profile)["tasks"])
+    for task, sections in built.items():
         assert task in params["task_params"], f"task_params lacks {task} (DVC stages depend on it)"
-        for stage, cls in STAGES.items():
-            from_dict(cls, task_settings(params, stage, task, profile), stage)
+        assert {type(sections[s]) for s in STAGES} == set(STAGES.values())
+
+
+@pytest.mark.parametrize("edit, message", [
+    (lambda p: p["finetune"].setdefault("learner", {}).update(bc_stepz=1), r"finetune.learner: unknown keys \['bc_stepz'\]"),
+    (lambda p: p["finetune"].setdefault("learner", {}).update(critic_hidden="wide"), r"critic_hidden: expected tuple"),
+    (lambda p: p["finetune"].setdefault("composition", {}).update(kapa=0.1), r"finetune.composition: unknown keys"),
+    (lambda p: p["finetune"].setdefault("per_method", {}).update(sparse_residual={"lerner": {}}),
+     r"per_method.sparse_residual: unknown keys \['lerner'\]; valid: \['composition', 'learner'\]"),
+    (lambda p: p["finetune"].update(bc_steps=10, learner={**p["finetune"].get("learner", {}), "bc_steps": 20}),
+     "set the same knob"),
+    (lambda p: p["base"].setdefault("train", {}).update(steps=5), r"base.train.steps: set it as base.steps"),
+    (lambda p: p["base"].setdefault("train", {}).update(down_dim=[8]), r"base.train: unknown keys \['down_dim'\]"),
+    (lambda p: p.update(finetun={}), r"profiles.quick: unknown keys \['finetun'\]"),
+    (lambda p: p.update(methods=["csil_magic"]), r"unknown methods \['csil_magic'\]"),
+])
+def test_a_malformed_section_fails_when_params_are_read(edit: Any, message: str) -> None:
+    params = read_params(ROOT / "params.yaml")
+    edit(params["profiles"]["quick"])
+    with pytest.raises(CohirlError, match=message):
+        check_profile("quick", params)
 
 
 def test_per_task_settings_override_one_task_of_one_profile() -> None:

@@ -193,6 +193,19 @@ def test_kill_and_resume_gives_identical_rows(tmp_path: Path, demos: DemoArrays,
     assert list(full.env_steps) == [0, 60, 120]
 
 
+def test_resuming_from_a_checkpoint_that_carries_code_refuses_it_without_running_it(tmp_path: Path,
+                                                                                  demos: DemoArrays) -> None:
+    from test_security import plant
+
+    make_runner("csil_residual", tmp_path / "run", demos).run(stop_after_steps=50)
+    runner = make_runner("csil_residual", tmp_path / "run", demos)
+    genuine = torch.load(runner.checkpoint_path, weights_only=True)
+    plant(runner.checkpoint_path, tmp_path / "ran", **genuine)
+    with pytest.raises(CohirlError, match=r"checkpoint.pt holds pickled Python objects.*refused"):
+        make_runner("csil_residual", tmp_path / "run", demos).run()
+    assert not (tmp_path / "ran").exists()
+
+
 def test_divergence_reports_step_and_keeps_last_checkpoint(tmp_path: Path, demos: DemoArrays,
                                                             monkeypatch: pytest.MonkeyPatch) -> None:
     runner = make_runner("csil_residual", tmp_path / "run", demos)

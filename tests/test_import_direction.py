@@ -13,7 +13,7 @@ import ast
 from pathlib import Path
 
 import pytest
-from cohirl_imports import ROOT, import_targets
+from cohirl.wiring import ROOT, import_targets
 
 LAYERS = (
     ("cohirl", "cohirl._runtime", "cohirl.errors", "cohirl.progress", "cohirl.config", "cohirl.io"),
@@ -26,7 +26,7 @@ LAYERS = (
     ("cohirl.methods",),
     ("cohirl.training",),
     ("cohirl.stages", "cohirl.initial_drop", "cohirl.report"),
-    ("cohirl.cli", "cohirl.notebooks", "cohirl.repro", "cohirl.ray_stage", "cohirl.ray_loopback"),
+    ("cohirl.cli", "cohirl.notebooks", "cohirl.repro", "cohirl.ray_stage", "cohirl.ray_loopback", "cohirl.wiring"),
 )
 REPORT_MAY_IMPORT = {"cohirl", "cohirl.errors", "cohirl.io", "cohirl.eval.stats"}  # and cohirl.report itself
 
@@ -78,7 +78,7 @@ def test_an_upward_import_is_found() -> None:
     assert upward("cohirl.csil.methods", [(35, "cohirl.baselines.sparse_residual")]) == [
         "line 35: cohirl.baselines.sparse_residual (layer 6)"]
     assert upward("cohirl.training.loop", [(1, "cohirl.csil.replay"), (2, "cohirl.eval.rollout")]) == []
-    function_level = {t for _, t in cohirl_imports(ROOT / "cohirl/stages.py")}
+    function_level = {t for _, t in cohirl_imports(ROOT / "cohirl/stages/finetune.py")}
     assert "cohirl.training.loop" in function_level  # imported inside run_finetune_stage
     with pytest.raises(AssertionError, match="in no layer"):
         layer_of("cohirl.newthing")

@@ -19,7 +19,7 @@ from pathlib import Path
 import yaml
 
 from cohirl.ray_stage import SCRATCH_ENV, WORKER_PID_FILE
-from conftest import copy_project, run_tool, tool_env
+from conftest import RayCluster, copy_project, run_tool, tool_env
 
 # Result files that must be byte-identical (run.json holds a wall time; checkpoints hold RNG states).
 ROWS = ("results/smoke/runs/**/evals.csv", "results/smoke/runs/**/episodes.csv", "results/smoke/runs/**/train_log.csv",
@@ -31,8 +31,8 @@ def _kill_a_finetuning_worker(scratch: Path, driver: subprocess.Popen, timeout_s
     """Wait for a finetuning stage's first checkpoint in its scratch copy, then kill -9 its worker."""
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline and driver.poll() is None:
-        for ckpt in sorted(scratch.glob("finetune_*/results/*/runs/*/*/*/checkpoints/checkpoint.pt")):
-            work = ckpt.parents[7]
+        for ckpt in sorted(scratch.glob("finetune_*/data/*/checkpoints/*/*/*/checkpoint.pt")):
+            work = ckpt.parents[6]
             pid = int((work / WORKER_PID_FILE).read_text())
             os.kill(pid, signal.SIGKILL)
             return work.name
@@ -41,13 +41,13 @@ def _kill_a_finetuning_worker(scratch: Path, driver: subprocess.Popen, timeout_s
 
 
 BASE_DIRS = ("data/smoke/base", "data/smoke/demo_scaling")
-TIMED = ("run.json", "checkpoints", "/base/pick_place.json")  # wall times, RNG states, base training time
+TIMED = ("run.json", "/base/pick_place.json")  # wall times, base training time (and checkpoints: RNG states)
 
 
 def _lock_outs(repo: Path) -> dict[str, str]:
     lock = yaml.safe_load((repo / "dvc.lock").read_text())
     return {o["path"]: o["md5"] for s in lock["stages"].values() for o in s.get("outs", [])
-            if not o["path"].endswith(TIMED)}
+            if not o["path"].endswith(TIMED) and "/checkpoints/" not in o["path"]}
 
 
 def _base_files(repo: Path) -> dict[str, object]:
@@ -57,10 +57,10 @@ def _base_files(repo: Path) -> dict[str, object]:
 
 
 def test_smoke_on_two_loopback_nodes_survives_a_killed_worker_and_matches_dvc_repro(
-        smoke_reference: Path, loopback_ray_cluster: str, tmp_path: Path) -> None:
+        smoke_reference: Path, loopback_ray_cluster: RayCluster, tmp_path: Path) -> None:
     repo = copy_project(tmp_path / "project")
     scratch = tmp_path / "scratch"
-    env = tool_env(RAY_ADDRESS=loopback_ray_cluster, **{SCRATCH_ENV: str(scratch)})
+    env = loopback_ray_cluster.env(**{SCRATCH_ENV: str(scratch)})  # token authentication on
     driver = subprocess.Popen([sys.executable, "-m", "cohirl.cli", "repro"], cwd=repo, env=env,
                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     killed = _kill_a_finetuning_worker(scratch, driver)
@@ -86,5 +86,6 @@ def test_smoke_on_two_loopback_nodes_survives_a_killed_worker_and_matches_dvc_re
     assert _lock_outs(repo) == _lock_outs(smoke_reference)
     assert _base_files(repo) == _base_files(smoke_reference)
     assert "Running stage" not in run_tool(["dvc", "repro"], repo)
-    again = run_tool([sys.executable, "-m", "cohirl.cli", "repro"], repo, RAY_ADDRESS=loopback_ray_cluster)
+    again = run_tool([sys.executable, "-m", "cohirl.cli", "repro"], repo, RAY_ADDRESS=loopback_ray_cluster.address,
+                     **loopback_ray_cluster.auth)
     assert "submitted" not in again and again.count("up to date") >= 8

@@ -189,7 +189,7 @@ def test_bootstrap_difference_is_seeded_and_centred_on_the_difference_of_means()
 
 
 def test_extra_runs_are_the_ablations_of_the_longest_listed_method() -> None:
-    from cohirl.stages import _ablations_of
+    from cohirl.stages.report import _ablations_of
 
     evals = pd.DataFrame({"method": METHODS + ["csil_residual_no_refine", "csil_residual_no_critic_pretrain"]})
     assert _ablations_of("csil_residual", evals, METHODS) == ["csil_residual_no_critic_pretrain",

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -13,8 +15,8 @@ import yaml
 from cohirl.errors import CohirlError
 from cohirl.progress import PROGRESS_ENV, progress_bar, read_progress
 from cohirl.ray_stage import pack, unpack
-from cohirl.repro import StageGraph, check_nodes, check_reachable, install_outputs, progress_line, read_pipeline, repro
-from conftest import tool_env
+from cohirl.repro import StageGraph, check_authenticated, check_nodes, check_reachable, install_outputs, progress_line, read_pipeline, repro
+from conftest import RayCluster, tool_env
 
 DVC = str(Path(sys.executable).parent / "dvc")
 
@@ -115,11 +117,59 @@ def test_unreachable_ray_address_is_one_clear_error(tmp_path: Path) -> None:
     with pytest.raises(CohirlError, match="not of the form host:port"):
         check_reachable("nohost")
     root = _project(tmp_path, PIPELINE)
-    proc = subprocess.run([sys.executable, "-m", "cohirl.cli", "repro"], cwd=root, capture_output=True, text=True,
-                          env=tool_env(RAY_ADDRESS="127.0.0.1:9"), timeout=120)
+    proc = subprocess.run([sys.executable, "-m", "cohirl.cli", "repro", "--allow-unauthenticated"], cwd=root,
+                          capture_output=True, text=True, env=tool_env(RAY_ADDRESS="127.0.0.1:9"), timeout=120)
     assert proc.returncode == 2
     assert "RAY_ADDRESS=127.0.0.1:9 is unreachable" in proc.stderr and "ray start --head" in proc.stderr
     assert not (root / "dvc.lock").exists() and not (root / "left.txt").exists()
+
+
+@pytest.mark.parametrize("mode", ["", "disabled"])
+def test_a_cluster_without_token_authentication_is_refused_unless_the_user_says_so(tmp_path: Path, mode: str) -> None:
+    root = _project(tmp_path, PIPELINE)
+    env = {**tool_env(RAY_ADDRESS="127.0.0.1:9"), "RAY_AUTH_MODE": mode}
+    proc = subprocess.run([sys.executable, "-m", "cohirl.cli", "repro"], cwd=root, capture_output=True, text=True,
+                          env=env, timeout=120)
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    assert f"without token authentication (RAY_AUTH_MODE={mode or 'unset'})" in proc.stderr
+    assert "RAY_AUTH_MODE=token" in proc.stderr and "--allow-unauthenticated" in proc.stderr
+    assert "unreachable" not in proc.stderr  # refused before anything is contacted
+    assert not (root / "dvc.lock").exists() and not (root / "left.txt").exists()
+    with pytest.raises(CohirlError, match="is unreachable"):  # the flag lets it through to the next check
+        connect_env = {**env, "RAY_AUTH_MODE": mode}
+        with pytest.MonkeyPatch.context() as mp:
+            for key, value in connect_env.items():
+                mp.setenv(key, value)
+            check_authenticated("127.0.0.1:9", allow_unauthenticated=True)
+            check_reachable("127.0.0.1:9")
+
+
+def test_a_token_cluster_refuses_a_driver_without_its_token(tmp_path: Path, loopback_ray_cluster: RayCluster) -> None:
+    root = _project(tmp_path, PIPELINE)
+    env = {**loopback_ray_cluster.env(), "RAY_AUTH_MODE": "disabled"}
+    proc = subprocess.run([sys.executable, "-m", "cohirl.cli", "repro", "--allow-unauthenticated"], cwd=root,
+                          capture_output=True, text=True, env=env, timeout=300)
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    assert f"could not join the Ray cluster at RAY_ADDRESS={loopback_ray_cluster.address}" in proc.stderr
+    assert not (root / "left.txt").exists()
+
+
+def _listening_addresses_while_running(proc: subprocess.Popen) -> set[tuple[str, str]]:
+    """(process name, address) of every listening socket of ``proc``'s descendants, polled until it exits."""
+    import psutil
+
+    seen: set[tuple[str, str]] = set()
+    parent = psutil.Process(proc.pid)
+    while proc.poll() is None:
+        try:
+            pids = {child.pid: child.name() for child in parent.children(recursive=True)}
+        except psutil.Error:
+            pids = {}
+        for conn in psutil.net_connections(kind="inet"):
+            if conn.status == psutil.CONN_LISTEN and conn.pid in pids:
+                seen.add((pids[conn.pid], conn.laddr.ip))
+        time.sleep(0.5)
+    return seen
 
 
 def test_local_ray_instance_runs_independent_stages_side_by_side(tmp_path: Path) -> None:
@@ -130,9 +180,17 @@ def test_local_ray_instance_runs_independent_stages_side_by_side(tmp_path: Path)
     assert pipeline.graph.upstream == {"left": set(), "right": set(), "join": {"left", "right"}}
     assert pipeline.stages["join"].deps == ["left.txt", "right.txt"]
     # A CLI process of its own: one Ray driver per process, as `cohirl repro` runs (RAY_ADDRESS unset).
-    cli = subprocess.run([sys.executable, "-m", "cohirl.cli", "repro", "--jobs", "2"], cwd=root, capture_output=True,
-                         text=True, env=tool_env(), timeout=300)
+    cli = subprocess.Popen([sys.executable, "-m", "cohirl.cli", "repro", "--jobs", "2"], cwd=root, text=True,
+                           env=tool_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    listening = _listening_addresses_while_running(cli)
+    out, err = cli.communicate(timeout=300)
+    cli = subprocess.CompletedProcess(cli.args, cli.returncode, out, err)
     assert cli.returncode == 0, cli.stdout[-3000:] + cli.stderr[-3000:]
+    # The local instance (GCS server, raylet, workers, agents) listens on loopback only: nothing of it is
+    # reachable from another interface (README 'Security').
+    names = {name for name, _ in listening}
+    assert {"gcs_server", "raylet"} <= names, listening
+    assert all(ipaddress.ip_address(ip.removeprefix("::ffff:")).is_loopback for _, ip in listening), listening
     assert "on a local Ray instance" in cli.stdout and "reports the pipeline up to date" in cli.stdout
     (l0, l1), (r0, r1) = _interval(root / "left.txt"), _interval(root / "right.txt")
     assert max(l0, r0) < min(l1, r1), "left and right should have overlapped"
@@ -145,14 +203,15 @@ def test_local_ray_instance_runs_independent_stages_side_by_side(tmp_path: Path)
     assert "Running stage" not in rerun.stdout
 
 
-def test_failing_stage_names_itself_and_its_node_and_records_nothing(tmp_path: Path, loopback_ray_cluster: str,
+def test_failing_stage_names_itself_and_its_node_and_records_nothing(tmp_path: Path, loopback_ray_cluster: RayCluster,
                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
     pipeline = {"stages": {**PIPELINE["stages"],
                            "right": {"cmd": "echo boom >&2; touch right.txt; exit 3", "outs": ["right.txt"]},
                            "silent": {"cmd": "true", "outs": ["never.txt"]}}}
     root = _project(tmp_path, pipeline)
-    monkeypatch.setenv("RAY_ADDRESS", loopback_ray_cluster)
-    monkeypatch.setenv("RAY_AUTH_MODE", "disabled")
+    for key, value in loopback_ray_cluster.env().items():
+        if key.startswith("RAY_"):
+            monkeypatch.setenv(key, value)
     with pytest.raises(CohirlError, match=r"stage\(s\) \['right', 'silent'\] failed"):
         repro(root=root, dvc=DVC)
     log = (root / "logs/repro/right.log").read_text()

@@ -7,16 +7,24 @@ weights are the ones saved and evaluated). Training windows are built once by ar
 the model step — with lerobot's padding rule at episode ends (indices clamped to the episode,
 ``action_is_pad`` marks copies). The result is written to a temporary sibling directory and renamed
 into place, so an interrupted run never leaves a directory that looks like a finished base.
+
+Resumable: every ``checkpoint_every`` steps the whole training state (weights, AdamW, schedule, EMA,
+the batch stream, torch's RNG, the logged loss curve) is saved atomically beside the output
+(``.<name>.ckpt/checkpoint.pt``); a rerun with the same settings and demonstrations continues from it
+and saves a base byte-identical to an uninterrupted run's. A checkpoint of other settings is set
+aside (``.stale``), never resumed; the checkpoint is removed once the base is in place.
 """
 
 from __future__ import annotations
 
 import copy
 import csv
+import hashlib
+import json
 import math
 import shutil
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterator
 
@@ -26,6 +34,7 @@ import torch
 from cohirl._runtime import configure_torch
 from cohirl.envs.base import ENV_STATE_KEY, STATE_KEY
 from cohirl.errors import CohirlError
+from cohirl.io import load_torch, save_torch
 from cohirl.policies.config import BaseTrainConfig
 from cohirl.policies.lerobot_base import ACTION, save_base_dir
 from cohirl.progress import progress_bar
@@ -138,14 +147,37 @@ def build_samples(demos: DemoArrays, policy_cfg: Any, preprocessor: Any, drop_la
                            squeeze_obs_time=policy_cfg.observation_delta_indices is None)
 
 
+class ShuffledRows:
+    """Endless stream of batches: successive random permutations (epochs), cut into batches; its
+    state (generator and the rest of the current permutation) is saved with a checkpoint."""
+
+    def __init__(self, n_samples: int, batch_size: int, seed: int) -> None:
+        self.n_samples, self.batch_size = n_samples, batch_size
+        self.generator = torch.Generator().manual_seed(seed)
+        self.buffer = torch.empty(0, dtype=torch.long)
+
+    def __iter__(self) -> Iterator[torch.Tensor]:
+        return self
+
+    def __next__(self) -> torch.Tensor:
+        while len(self.buffer) < self.batch_size:
+            self.buffer = torch.cat([self.buffer, torch.randperm(self.n_samples, generator=self.generator)])
+        rows, self.buffer = self.buffer[: self.batch_size], self.buffer[self.batch_size:]
+        return rows
+
+    def state_dict(self) -> dict[str, torch.Tensor]:
+        return {"generator": self.generator.get_state(), "buffer": self.buffer.clone()}
+
+    def load_state_dict(self, state: dict[str, torch.Tensor]) -> None:
+        self.generator.set_state(state["generator"])
+        self.buffer = state["buffer"].clone()
+
+
 def shuffled_rows(n_samples: int, batch_size: int, generator: torch.Generator) -> Iterator[torch.Tensor]:
-    """Endless stream of batches: successive random permutations (epochs), cut into batches."""
-    buffer = torch.empty(0, dtype=torch.long)
-    while True:
-        while len(buffer) < batch_size:
-            buffer = torch.cat([buffer, torch.randperm(n_samples, generator=generator)])
-        rows, buffer = buffer[:batch_size], buffer[batch_size:]
-        yield rows
+    """Endless stream of batches drawn with ``generator`` (see ``ShuffledRows``)."""
+    stream = ShuffledRows(n_samples, batch_size, 0)
+    stream.generator = generator
+    return stream
 
 
 # -- optimisation helpers --------------------------------------------------------------------------
@@ -178,10 +210,14 @@ class WeightEma:
 
 # -- the training run ------------------------------------------------------------------------------
 def train_base(demos: DemoArrays, cfg: BaseTrainConfig, out_dir: Path, seed: int = 0,
-               progress: bool = True) -> dict[str, Any]:
+               progress: bool = True, checkpoint_every: int = 500,
+               stop_after_steps: int | None = None) -> dict[str, Any] | None:
     """Train a base on ``demos`` and save it (EMA weights + processors) at ``out_dir`` atomically.
 
-    Returns the run's metrics (final loss, steps/s, parameter count, samples, seconds).
+    Resumes from the checkpoint beside ``out_dir`` when one of the same settings exists (module
+    docstring). ``stop_after_steps`` ends the call after that many steps with a checkpoint saved and
+    returns None (what a killed run leaves). Returns the run's metrics (final loss, steps/s,
+    parameter count, samples, seconds).
     """
     from lerobot.policies.factory import make_pre_post_processors
 
@@ -196,7 +232,11 @@ def train_base(demos: DemoArrays, cfg: BaseTrainConfig, out_dir: Path, seed: int
     tmp = out_dir.with_name(f".{out_dir.name}.tmp")
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
-    loop_metrics = _optimise(policy, samples, cfg, seed, tmp, progress)
+    run = _ResumableRun(checkpoint_path(out_dir), training_fingerprint(demos, cfg, seed), checkpoint_every)
+    loop_metrics = _optimise(policy, samples, cfg, seed, tmp, progress, run, stop_after_steps)
+    if loop_metrics is None:
+        shutil.rmtree(tmp, ignore_errors=True)
+        return None
     to_save = loop_metrics.pop("ema_policy", None) or policy
     metrics = {**loop_metrics, "n_params": sum(p.numel() for p in policy.parameters()), "n_samples": len(samples),
                "n_episodes": demos.n_episodes, "n_frames": int(len(demos.action))}
@@ -207,7 +247,47 @@ def train_base(demos: DemoArrays, cfg: BaseTrainConfig, out_dir: Path, seed: int
             "config": asdict(cfg), "metrics": untimed, "chunk_len": cfg.chunk_len, "ema_weights": cfg.ema_decay > 0}
     save_base_dir(tmp, to_save, pre, post, meta)
     _replace_dir(tmp, out_dir)
+    shutil.rmtree(run.path.parent, ignore_errors=True)  # the base is in place: its checkpoint is spent
     return metrics
+
+
+def checkpoint_path(out_dir: Path) -> Path:
+    """Where the training state of the base saved at ``out_dir`` is checkpointed (a hidden sibling)."""
+    out_dir = Path(out_dir)
+    return out_dir.with_name(f".{out_dir.name}.ckpt") / "checkpoint.pt"
+
+
+def training_fingerprint(demos: DemoArrays, cfg: BaseTrainConfig, seed: int) -> str:
+    """What a resumed run must share with the one that saved the checkpoint: settings, seed, data."""
+    digest = hashlib.sha256(json.dumps({"config": asdict(cfg), "seed": seed}, sort_keys=True, default=str).encode())
+    for column in (demos.state, demos.env_state, demos.action, demos.episode_index):
+        digest.update(np.ascontiguousarray(column).tobytes())
+    return digest.hexdigest()[:16]
+
+
+@dataclass
+class _ResumableRun:
+    """Where and how often the gradient loop checkpoints, and the fingerprint it is tied to."""
+
+    path: Path
+    fingerprint: str
+    every: int
+    saved: dict[str, Any] = field(default_factory=dict)
+
+    def load(self) -> dict[str, Any] | None:
+        """The checkpoint's state when it matches; a mismatching one is set aside (never resumed)."""
+        if not self.path.exists():
+            return None
+        state = load_torch(self.path, "base training checkpoint", required=("fingerprint", "step"))
+        if state["fingerprint"] != self.fingerprint:
+            self.path.rename(self.path.with_suffix(".stale"))
+            print(f"base checkpoint {self.path} was made with other settings or data: set aside, training "
+                  "from the start.", flush=True)
+            return None
+        return state
+
+    def save(self, state: dict[str, Any]) -> None:
+        save_torch({**state, "fingerprint": self.fingerprint}, self.path)
 
 
 def _check_demos(demos: DemoArrays, cfg: BaseTrainConfig) -> None:
@@ -221,19 +301,38 @@ def _check_demos(demos: DemoArrays, cfg: BaseTrainConfig) -> None:
 
 
 def _optimise(policy: Any, samples: WindowedSamples, cfg: BaseTrainConfig, seed: int, log_dir: Path,
-              progress: bool) -> dict[str, Any]:
-    """The gradient loop: AdamW + warm-up/cosine LR + EMA; logs the loss curve into ``log_dir``."""
+              progress: bool, run: _ResumableRun | None = None,
+              stop_after_steps: int | None = None) -> dict[str, Any] | None:
+    """The gradient loop: AdamW + warm-up/cosine LR + EMA; logs the loss curve into ``log_dir``;
+    checkpoints through ``run`` (resuming from it first). None: stopped at ``stop_after_steps``."""
     params = [p for p in policy.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=cfg.lr, betas=cfg.betas, weight_decay=cfg.weight_decay)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: lr_multiplier(s, cfg))
     ema = WeightEma(policy, cfg.ema_decay) if cfg.ema_decay > 0 else None
-    rows = shuffled_rows(len(samples), cfg.batch_size, torch.Generator().manual_seed(seed + 1))
-    logger = _LossLogger(log_dir)
-    policy.train()
+    rows = ShuffledRows(len(samples), cfg.batch_size, seed + 1)
     losses: list[float] = []
-    start = time.perf_counter()
-    bar = progress_bar(total=cfg.steps, desc="base training steps", disable=not progress, mininterval=2.0)
-    for step in range(cfg.steps):
+    logged: list[tuple[int, float, float]] = []
+    first, elapsed = 0, 0.0
+    resumed = run.load() if run is not None else None
+    if resumed is not None:
+        policy.load_state_dict(resumed["policy"])
+        optimizer.load_state_dict(resumed["optimizer"])
+        scheduler.load_state_dict(resumed["scheduler"])
+        if ema is not None:
+            ema.module.load_state_dict(resumed["ema"])
+        rows.load_state_dict(resumed["rows"])
+        torch.set_rng_state(resumed["torch_rng"])
+        first, elapsed = int(resumed["step"]), float(resumed["seconds"])
+        losses, logged = list(resumed["losses"]), [tuple(r) for r in resumed["logged"]]
+        print(f"resuming base training from its checkpoint at step {first}/{cfg.steps}", flush=True)
+    logger = _LossLogger(log_dir)
+    for row in logged:
+        logger.log(*row)
+    policy.train()
+    start = time.perf_counter() - elapsed
+    bar = progress_bar(total=cfg.steps, initial=first, desc="base training steps", disable=not progress,
+                       mininterval=2.0)
+    for step in range(first, cfg.steps):
         loss = _train_step(policy, samples.batch(next(rows)), optimizer, params, cfg.grad_clip_norm)
         scheduler.step()
         if ema is not None:
@@ -241,9 +340,20 @@ def _optimise(policy: Any, samples: WindowedSamples, cfg: BaseTrainConfig, seed:
         losses.append(loss)
         if (step + 1) % cfg.log_every == 0 or step + 1 == cfg.steps:
             window = float(np.mean(losses[-cfg.log_every:]))
-            logger.log(step + 1, window, scheduler.get_last_lr()[0])
+            logged.append((step + 1, window, scheduler.get_last_lr()[0]))
+            logger.log(*logged[-1])
             bar.set_postfix(loss=f"{window:.4f}", refresh=False)
         bar.update(1)
+        stopping = stop_after_steps is not None and step + 1 == stop_after_steps
+        if run is not None and step + 1 < cfg.steps and ((step + 1) % run.every == 0 or stopping):
+            run.save({"step": step + 1, "seconds": time.perf_counter() - start, "policy": policy.state_dict(),
+                      "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
+                      "ema": ema.module.state_dict() if ema is not None else None, "rows": rows.state_dict(),
+                      "torch_rng": torch.get_rng_state(), "losses": losses, "logged": logged})
+        if stopping:
+            bar.close()
+            logger.close()
+            return None
     bar.close()
     seconds = time.perf_counter() - start
     logger.close()

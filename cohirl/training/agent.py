@@ -22,6 +22,7 @@ from cohirl.errors import CohirlError
 from cohirl.policies.compose import Composition
 from cohirl.policies.interfaces import BaseStepper
 from cohirl.csil.policy_heads import SmallPolicy
+from cohirl.io import load_torch
 from cohirl.training.checkpoint import save_checkpoint
 
 
@@ -94,7 +95,7 @@ def load_actor(path: Path) -> tuple[SmallPolicy, Composition, PolicyInputs]:
 
 
 def load_snapshot(path: Path) -> tuple[SmallPolicy, Composition, PolicyInputs, ValueProbe | None]:
-    snap = torch.load(path, map_location="cpu", weights_only=False)
+    snap = load_torch(path, "actor snapshot", required=("actor", "config", "composition", "inputs"))
     cfg_dict = dict(snap["config"])
     for key in ("critic_hidden", "policy_hidden"):
         cfg_dict[key] = tuple(cfg_dict[key])

@@ -6,38 +6,22 @@ never a half-written file that a resumed run would load.
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from cohirl.errors import CohirlError
+from cohirl.io import load_torch, save_torch
 
 CHECKPOINT_NAME = "checkpoint.pt"
 
 
 def save_checkpoint(state: dict[str, Any], path: Path) -> Path:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    torch.save(state, tmp)
-    os.replace(tmp, path)
-    return path
+    return save_torch(state, path)
 
 
 def load_checkpoint(path: Path) -> dict[str, Any]:
-    path = Path(path)
-    if not path.exists():
-        raise CohirlError(f"no checkpoint at {path}.")
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=False)
-    except Exception as exc:  # torch raises several types for truncated/corrupt files
-        raise CohirlError(f"checkpoint {path} is corrupt ({type(exc).__name__}: {exc}). "
-                          "Delete it to restart the run from scratch.") from exc
-    if not isinstance(state, dict) or "env_steps" not in state:
-        raise CohirlError(f"checkpoint {path} is not a cohirl training checkpoint. Delete it to restart.")
-    return state
+    return load_torch(path, "training checkpoint", required=("env_steps",))
 
 
 def rng_state(np_rng: Any) -> dict[str, Any]:

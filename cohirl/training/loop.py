@@ -22,7 +22,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from cohirl.csil.config import apply_preset
+from cohirl.config import as_overrides, from_dict, overrides_of, set_fields, to_record
+from cohirl.csil.config import LearnerConfig, apply_preset
 from cohirl.csil.diagnostics import demo_value_check
 from cohirl.csil.learner import Learner
 from cohirl.methods import METHODS, build_method
@@ -35,12 +36,32 @@ from cohirl.progress import progress_bar
 from cohirl.eval.rollout import evaluate
 from cohirl.eval.stats import wilson_interval
 from cohirl.policies.base import ChunkStepper, base_actions_for_episode
-from cohirl.policies.compose import clipped_fraction
+from cohirl.policies.compose import Composition, clipped_fraction
 from cohirl.training.agent import PolicyInputs, save_actor_snapshot, snapshot_factory, stepper_phase
 from cohirl.training.checkpoint import CHECKPOINT_NAME, load_checkpoint, rng_state, restore_rng, save_checkpoint
 from cohirl.csil.replay import DemoEpisode, ReplayBuffer, demo_buffer
 
 TRAIN_SEED_OFFSET = 2_000_000_000  # training episodes never start from evaluation or demo states
+
+
+LearnerOverrides = overrides_of(LearnerConfig)  # any LearnerConfig field, typed; UNSET: the method's own
+CompositionOverrides = overrides_of(Composition)  # any Composition field, typed
+# The run-level knobs of FinetuneConfig and the learner fields each sets (one knob, one place).
+RUN_LEVEL_KNOBS = {"bc_steps": ("bc_steps",), "critic_pretrain_steps": ("critic_pretrain_steps",),
+                   "warmup_steps": ("warmup_steps",), "utd": ("utd",),
+                   "batch_size": ("demo_batch_size", "replay_batch_size", "bc_batch_size", "critic_pretrain_batch_size")}
+
+
+@dataclass(frozen=True)
+class MethodOverrides:
+    """``finetune.per_method.<method>``: learner and composition fields for one method only."""
+
+    learner: LearnerOverrides = field(default_factory=LearnerOverrides)  # type: ignore[valid-type]
+    composition: CompositionOverrides = field(default_factory=CompositionOverrides)  # type: ignore[valid-type]
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "learner", as_overrides(LearnerConfig, self.learner, "per_method.learner"))
+        object.__setattr__(self, "composition", as_overrides(Composition, self.composition, "per_method.composition"))
 
 
 @dataclass(frozen=True)
@@ -49,7 +70,9 @@ class FinetuneConfig:
     ``LearnerConfig`` field, ``composition`` any ``Composition`` field, for every method;
     ``per_method.<method>.{learner,composition}`` for one method only (applied last).
     ``preset`` (e.g. "official": the official CSIL recipe where the paper is silent) sets a group
-    of learner fields; naming one of them again elsewhere is an error (one knob, one place)."""
+    of learner fields. One knob, one place: a run-level knob (``bc_steps``, ``batch_size``, ...) named
+    again in ``learner``, or a preset's field named again, is an error. Every section is typed and
+    checked when params.yaml is read (an unknown key names the valid ones)."""
 
     env_steps: int = 100_000  # the paper: 100k–450k env steps per task
     eval_every: int = 10_000
@@ -64,36 +87,41 @@ class FinetuneConfig:
     see_chunk_phase: bool = True  # ... and the chunk phase (t mod k)/k (how stale a_b is)
     max_episode_steps: int | None = None  # cap below the task horizon (tiny test/smoke budgets only)
     preset: str | None = None  # a named group of learner settings (cohirl.csil.config.PRESETS)
-    learner: dict[str, Any] = field(default_factory=dict)
-    composition: dict[str, Any] = field(default_factory=dict)
-    per_method: dict[str, dict[str, Any]] = field(default_factory=dict)
+    learner: LearnerOverrides = field(default_factory=LearnerOverrides)  # type: ignore[valid-type]
+    composition: CompositionOverrides = field(default_factory=CompositionOverrides)  # type: ignore[valid-type]
+    per_method: dict[str, MethodOverrides] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if min(self.env_steps, self.eval_every, self.eval_episodes, self.checkpoint_every) <= 0:
             raise CohirlError(f"finetune budgets must be positive: {self}")
+        object.__setattr__(self, "learner", as_overrides(LearnerConfig, self.learner, "finetune.learner"))
+        object.__setattr__(self, "composition", as_overrides(Composition, self.composition, "finetune.composition"))
+        per_method = {}
         for method, section in self.per_method.items():
             if method not in METHODS:
                 raise CohirlError(f"finetune.per_method names unknown method {method!r}; known: {sorted(METHODS)}.")
-            extra = sorted(set(section or {}) - {"learner", "composition"})
-            if extra:
-                raise CohirlError(f"finetune.per_method.{method}: unknown keys {extra}; use 'learner' and/or "
-                                  "'composition'.")
+            per_method[method] = section if isinstance(section, MethodOverrides) else from_dict(
+                MethodOverrides, section, f"finetune.per_method.{method}")
+        object.__setattr__(self, "per_method", per_method)
+        learner = set_fields(self.learner)
+        for knob, fields in RUN_LEVEL_KNOBS.items():
+            if getattr(self, knob) is not None and (twice := sorted(set(fields) & set(learner))):
+                raise CohirlError(f"finetune.{knob} and finetune.learner.{twice[0]} set the same knob: keep one "
+                                  f"(finetune.{knob} sets {list(fields)}).")
 
     def learner_overrides(self, method: str | None = None) -> dict[str, Any]:
-        pairs = {"bc_steps": self.bc_steps, "critic_pretrain_steps": self.critic_pretrain_steps,
-                 "warmup_steps": self.warmup_steps, "utd": self.utd}
-        out = {k: v for k, v in pairs.items() if v is not None}
-        if self.batch_size is not None:
-            out.update(demo_batch_size=self.batch_size, replay_batch_size=self.batch_size,
-                       bc_batch_size=self.batch_size, critic_pretrain_batch_size=self.batch_size)
-        out = {**out, **self.learner, **self._method_section(method).get("learner", {})}
+        out: dict[str, Any] = {}
+        for knob, fields in RUN_LEVEL_KNOBS.items():
+            if getattr(self, knob) is not None:
+                out.update(dict.fromkeys(fields, getattr(self, knob)))
+        out = {**out, **set_fields(self.learner), **set_fields(self._method_section(method).learner)}
         return apply_preset(self.preset, out)
 
     def composition_overrides(self, method: str | None = None) -> dict[str, Any]:
-        return {**self.composition, **self._method_section(method).get("composition", {})}
+        return {**set_fields(self.composition), **set_fields(self._method_section(method).composition)}
 
-    def _method_section(self, method: str | None) -> dict[str, Any]:
-        return dict(self.per_method.get(method or "", {}) or {})
+    def _method_section(self, method: str | None) -> MethodOverrides:
+        return self.per_method.get(method or "") or MethodOverrides()
 
 
 @dataclass
@@ -162,9 +190,12 @@ class Finetuner:
     """One (task, method, seed) run. ``run()`` does everything; the pieces are methods for tests."""
 
     def __init__(self, task: str, method: str, seed: int, cfg: FinetuneConfig, demos: DemoArrays,
-                 base_factory: Any, eval_cfg: Any, out_dir: Path, progress: bool = True) -> None:
+                 base_factory: Any, eval_cfg: Any, out_dir: Path, progress: bool = True,
+                 checkpoint_dir: Path | None = None) -> None:
         self.task_name, self.method, self.seed, self.cfg = task, method, seed, cfg
         self.base_factory, self.eval_cfg, self.out_dir, self.progress = base_factory, eval_cfg, Path(out_dir), progress
+        # Resumable state (networks, optimisers, replay, RNG) apart from the rows: large, never committed.
+        self.checkpoint_dir = Path(checkpoint_dir or self.out_dir / "checkpoints")
         self.learner_cfg, self.composition = build_method(method, cfg.learner_overrides(method),
                                                           cfg.composition_overrides(method))
         self.base: ChunkStepper = base_factory()
@@ -203,7 +234,7 @@ class Finetuner:
 
     def fingerprint(self) -> str:
         base_labels = hashlib.sha256(np.ascontiguousarray(self.demos.field("base_action")).tobytes()).hexdigest()
-        record = {"task": self.task_name, "method": self.method, "seed": self.seed, "cfg": asdict(self.cfg),
+        record = {"task": self.task_name, "method": self.method, "seed": self.seed, "cfg": to_record(self.cfg),
                   "learner": self.learner_cfg.to_dict(), "composition": asdict(self.composition),
                   "eval": _eval_record(self.eval_cfg), "demos": int(len(self.demos)),
                   "base": {"replan_every": self.base.replan_every, "demo_labels_sha256": base_labels}}
@@ -211,7 +242,7 @@ class Finetuner:
 
     @property
     def checkpoint_path(self) -> Path:
-        return self.out_dir / "checkpoints" / CHECKPOINT_NAME
+        return self.checkpoint_dir / CHECKPOINT_NAME
 
     def setup(self) -> None:
         """Resume from a matching checkpoint, or pretrain and evaluate step 0."""
@@ -260,7 +291,7 @@ class Finetuner:
     # -- evaluation ----------------------------------------------------------------------------
     def evaluate_now(self) -> dict[str, Any]:
         assert self.learner is not None
-        path = save_actor_snapshot(self.learner, self.out_dir / "checkpoints" / "actor_eval.pt", self.inputs,
+        path = save_actor_snapshot(self.learner, self.checkpoint_dir / "actor_eval.pt", self.inputs,
                                    value_probe=True)
         ev, start = self.eval_cfg, time.perf_counter()
         rows = evaluate(snapshot_factory(self.base_factory, path), self.task_name, self.cfg.eval_episodes,
@@ -366,5 +397,5 @@ class Finetuner:
         write_csv(pd.DataFrame(self.state.train_log), self.out_dir / "train_log.csv")
         write_json({"fingerprint": self.fingerprint(), "wall_s_last_call": wall_s, "timing_last_call": self.timing,
                     "pretrain": self.state.pretrain_metrics, "learner": self.learner_cfg.to_dict(),
-                    "composition": asdict(self.composition), "finetune": asdict(self.cfg)},
+                    "composition": asdict(self.composition), "finetune": to_record(self.cfg)},
                    self.out_dir / "run.json")

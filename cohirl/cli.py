@@ -70,17 +70,26 @@ def cmd_profile(args: argparse.Namespace) -> None:
 
     check_profile(args.name)  # before params.yaml is rewritten: a profile that does not build is refused
     params = set_profile(args.name, only=args.only)
+    from cohirl.wiring import write_plots
+
+    write_plots(params, Path("dvc.yaml"))  # beside params.yaml: the pipelines' figures and curves as DVC plots
     section = profile_section(params, args.name)
     print(f"profile {args.name} (default): tasks={section['tasks']} seeds={section['seeds']} "
           f"methods={section['methods']}; pipelines in dvc.yaml: {params['pipelines']}")
 
 
 def cmd_wiring(args: argparse.Namespace) -> None:
-    from cohirl.wiring import code_deps, listed_code_deps, missing_inputs, stage_bodies, write_code_deps
+    from cohirl.config import read_params
+    from cohirl.wiring import (code_deps, dvc_plots, listed_code_deps, listed_plots, missing_inputs, stage_bodies,
+                               write_code_deps, write_plots)
 
     if args.write:
         changed = write_code_deps()
         print(f"dvc.yaml: code dependencies rewritten for {changed}" if changed else "dvc.yaml: up to date")
+        if write_plots(read_params()):
+            print("dvc.yaml: plots rewritten for the pipelines")
+    if listed_plots() != dvc_plots(read_params()):
+        raise CohirlError("dvc.yaml's plots differ from the pipelines' figures and curves; run `cohirl wiring --write`.")
     drift = {name: (sorted(set(code_deps(b)) - set(listed_code_deps(b))), sorted(set(listed_code_deps(b)) - set(code_deps(b))))
              for name, b in stage_bodies().items()}
     for name, (absent, extra) in drift.items():

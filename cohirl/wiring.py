@@ -27,6 +27,8 @@ from pathlib import Path
 
 import yaml
 
+from cohirl.errors import CohirlError
+
 ROOT = Path(__file__).resolve().parents[1]
 WHOLE = "*"  # symbol marker: the import names a module, not a symbol in it
 IMPORT = ""  # symbol marker: only a module's module-level code
@@ -262,6 +264,58 @@ def listed_code_deps(stage: dict) -> list[str]:
 
 STAGE_LINE = re.compile(r"^  (\w+):\s*$")
 CODE_DEP_LINE = re.compile(r"^(\s+)- cohirl/\S+\s*$")
+
+
+REPORT_FIGURES = ("learning_curves", "initial_drop", "demo_scaling", "critic_calibration")
+
+
+def methods_by_task(section: dict) -> dict[str, list[str]]:
+    """The methods run on each task of a profile section (its methods, then its ``extra_runs``)."""
+    from cohirl.config import profile_runs
+
+    out: dict[str, list[str]] = {task: [] for task in section["tasks"]}
+    for task, method, _ in profile_runs(section):
+        if method not in out[task]:
+            out[task].append(method)
+    return out
+
+
+def dvc_plots(params: dict) -> list:
+    """dvc.yaml's top-level ``plots`` for the pipelines: each profile's report figures, and per task its
+    learning curves as data (``results/<p>/curves/<task>.csv``, written by the report: mean success
+    over seeds per method at each evaluation), so that ``dvc plots show`` and ``dvc plots diff <rev>
+    ...`` draw them for any revision or experiment."""
+    from cohirl.config import profile_section
+
+    plots: list = []
+    for name in params.get("pipelines") or []:
+        plots += [f"results/{name}/figures/{figure}.png" for figure in REPORT_FIGURES]
+        for task, methods in methods_by_task(profile_section(params, name)).items():
+            plots.append({f"results/{name}/curves/{task}.csv": {
+                "x": "env_steps", "y": methods, "title": f"{name} / {task}: success rate (mean over seeds)",
+                "x_label": "env steps", "y_label": "success rate"}})
+    return plots
+
+
+def listed_plots(dvc_yaml: Path | None = None) -> list:
+    return yaml.safe_load(Path(dvc_yaml or ROOT / "dvc.yaml").read_text()).get("plots") or []
+
+
+def write_plots(params: dict, dvc_yaml: Path | None = None) -> bool:
+    """Replace dvc.yaml's top-level ``plots`` (its last section) by ``cohirl.config.dvc_plots``; returns
+    whether it changed."""
+    path = Path(dvc_yaml or ROOT / "dvc.yaml")
+    plots = dvc_plots(params)
+    if listed_plots(path) == plots:
+        return False
+    head, sep, _ = path.read_text().partition("\nplots:\n")
+    if not sep:
+        raise CohirlError(f"{path}: its top-level 'plots:' section must come last (it is generated).")
+    body = yaml.safe_dump({"plots": plots}, sort_keys=False, width=120)
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(head + "\n" + body)
+    tmp.replace(path)
+    return True
 
 
 def write_code_deps(dvc_yaml: Path | None = None) -> list[str]:

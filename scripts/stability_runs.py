@@ -50,6 +50,8 @@ VARIANTS: dict[str, dict[str, Any]] = {
 
 
 def run_one(task: str, variant: str, method: str, seed: int, args: argparse.Namespace, out_dir: Path) -> dict[str, Any]:
+    from cohirl.config import as_overrides, set_fields
+    from cohirl.csil.config import LearnerConfig
     from cohirl.demos.dataset import load_demo_arrays
     from cohirl.stages import EvalConfig, base_factory, stage_config
     from cohirl.training.loop import FinetuneConfig, Finetuner
@@ -58,7 +60,8 @@ def run_one(task: str, variant: str, method: str, seed: int, args: argparse.Name
     overrides = {**VARIANTS[variant], **dict(_parse_set(s) for s in args.set)}
     cfg = dataclasses.replace(cfg, env_steps=args.env_steps, eval_every=args.eval_every,
                               eval_episodes=args.eval_episodes, checkpoint_every=args.eval_every,
-                              learner={**cfg.learner, **overrides})
+                              learner=as_overrides(LearnerConfig, {**set_fields(cfg.learner), **overrides},
+                                                   "stability_runs --set"))
     ev = EvalConfig(args.eval_episodes, stage_config(EvalConfig, "eval", task, args.profile).seed, args.eval_workers,
                     args.eval_lockstep)
     work = args.work / task

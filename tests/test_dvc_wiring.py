@@ -65,3 +65,55 @@ def test_writing_the_derived_dependencies_keeps_everything_else(tmp_path: Path) 
     assert write_code_deps(path) == ["report"]
     assert path.read_text() == text  # comments, order and every other line as they were
     assert write_code_deps(path) == []
+
+
+def test_plots_are_the_pipelines_figures_and_curves() -> None:
+    from cohirl.config import read_params
+    from cohirl.wiring import dvc_plots, listed_plots
+
+    plots = listed_plots()
+    assert plots == dvc_plots(read_params()), "run `cohirl wiring --write`"
+    curves = {key: props for entry in plots if isinstance(entry, dict) for key, props in entry.items()}
+    assert curves["results/effect/curves/peg_insert_side.csv"]["y"] == [  # the ablations run on this task only
+        "csil_ensemble", "csil_residual", "sparse_residual", "csil_residual_no_critic_pretrain",
+        "csil_residual_no_refine"]
+    assert curves["results/effect/curves/square.csv"]["y"] == ["csil_ensemble", "csil_residual", "sparse_residual"]
+
+
+def test_dvc_plots_diff_draws_two_revisions_of_the_curves_the_report_writes(tmp_path: Path) -> None:
+    import json
+    import subprocess
+    import sys
+
+    import pandas as pd
+    import yaml
+
+    from cohirl.report.tables import curves_wide
+    from cohirl.wiring import write_plots
+
+    dvc = str(Path(sys.executable).parent / "dvc")
+    params = {"pipelines": ["p"], "profiles": {"p": {"tasks": ["square"], "methods": ["csil_residual", "sparse_residual"],
+                                                     "seeds": [0, 1]}}}
+    (tmp_path / "dvc.yaml").write_text("stages: {}\n\nplots:\n- placeholder.png\n")
+    assert write_plots(params, tmp_path / "dvc.yaml") and not write_plots(params, tmp_path / "dvc.yaml")
+    assert yaml.safe_load((tmp_path / "dvc.yaml").read_text())["plots"][-1]["results/p/curves/square.csv"]["y"] == [
+        "csil_residual", "sparse_residual"]
+
+    def evals(late: float) -> pd.DataFrame:
+        return pd.DataFrame([{"task": "square", "method": m, "seed": s, "env_steps": t, "success_rate": r + 0.1 * s}
+                             for m, rates in (("csil_residual", (0.5, late)), ("sparse_residual", (0.5, 0.2)))
+                             for s in (0, 1) for t, r in zip((0, 600), rates)])
+
+    curve = tmp_path / "results/p/curves/square.csv"
+    curve.parent.mkdir(parents=True)
+    curves_wide(evals(0.6), "square", ["csil_residual", "sparse_residual"]).to_csv(curve, index=False)
+    run = dict(cwd=tmp_path, check=True, capture_output=True, text=True)
+    for cmd in (["git", "init", "-q"], [dvc, "init", "-q"], ["git", "add", "-A"],
+                ["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "a"]):
+        subprocess.run(cmd, **run)
+    curves_wide(evals(0.8), "square", ["csil_residual", "sparse_residual"]).to_csv(curve, index=False)
+    out = json.loads(subprocess.run([dvc, "plots", "diff", "HEAD", "--json"], **run).stdout)
+    values = out["data"]["results/p/curves/square.csv"][0]["content"]["data"]["values"]
+    final = {(v["rev"], v["field"]): float(v["dvc_inferred_y_value"]) for v in values if v["env_steps"] == "600"}
+    assert final == {("HEAD", "csil_residual"): pytest.approx(0.65), ("workspace", "csil_residual"): pytest.approx(0.85),
+                     ("HEAD", "sparse_residual"): pytest.approx(0.25), ("workspace", "sparse_residual"): pytest.approx(0.25)}

@@ -8,7 +8,7 @@ from typing import Any
 
 import pandas as pd
 
-from cohirl.config import profile_name, profile_section, read_params
+from cohirl.config import profile_name, profile_runs, profile_section, read_params
 from cohirl.io import write_csv, write_json, write_text
 from cohirl.stages.common import results_dir
 
@@ -57,6 +57,9 @@ def run_report(rows_dir: Path | None = None, out_tables: Path | None = None, out
         figs[name] = fig
 
     save(figures.learning_curves(evals, base, methods), "learning_curves")
+    for task in tasks:  # DVC plots (dvc.yaml's top-level plots): `dvc plots diff` compares revisions
+        run_here = list(dict.fromkeys(m for t, m, _ in profile_runs(section) if t == task))
+        write_csv(tables.curves_wide(evals, task, run_here), rows / "curves" / f"{task}.csv")
     main = tables.main_table(evals, base, methods)
     write_csv(main, out_t / "main_table.csv")
     wide = tables.format_cells(main)

@@ -72,7 +72,8 @@ def cmd_profile(args: argparse.Namespace) -> None:
     params = set_profile(args.name, only=args.only)
     from cohirl.wiring import write_plots
 
-    write_plots(params, Path("dvc.yaml"))  # beside params.yaml: the pipelines' figures and curves as DVC plots
+    if Path("dvc.yaml").exists():  # beside params.yaml: the pipelines' figures and curves as DVC plots
+        write_plots(params, Path("dvc.yaml"))
     section = profile_section(params, args.name)
     print(f"profile {args.name} (default): tasks={section['tasks']} seeds={section['seeds']} "
           f"methods={section['methods']}; pipelines in dvc.yaml: {params['pipelines']}")
@@ -106,6 +107,9 @@ def cmd_wiring(args: argparse.Namespace) -> None:
 def cmd_notebook(args: argparse.Namespace) -> None:
     from cohirl.notebooks import parse_parameters, run_notebook
 
+    from cohirl.stages.check import check_params_file
+
+    check_params_file(Path("params.yaml"))  # a bad sweep stops at its first stage, naming what is wrong
     out = run_notebook(args.name, parse_parameters(args.param), tag=args.tag, output=args.output)
     print(f"executed {args.name} -> {out}")
 

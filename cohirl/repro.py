@@ -516,14 +516,9 @@ def repro(targets: Sequence[str] = (), jobs: int | None = None, force: bool = Fa
         raise CohirlError(f"--jobs must be >= 1 (got {jobs}).")
     if backend == "ray":
         check_authenticated(os.environ.get("RAY_ADDRESS", "").strip(), allow_unauthenticated)
-    if (root / "params.yaml").exists():  # cohirl's own pipeline: a current header, settings that build
-        from cohirl.config import check_matrix_in_sync, read_params
-        from cohirl.stages.check import check_profile
+    from cohirl.stages.check import check_params_file
 
-        params = read_params(root / "params.yaml")
-        check_matrix_in_sync(params)
-        for profile in params["pipelines"]:
-            check_profile(profile, params)
+    check_params_file(root / "params.yaml")  # cohirl's own pipeline: a current header, settings that build
     if backend == "dvc":
         return _dvc_repro(targets, force, root, dvc)
     full = pipeline = read_pipeline(root)

@@ -170,3 +170,33 @@ def test_each_profile_has_its_own_stages_and_paths() -> None:
     assert "data/${item.profile}/" in dvc and "results/${item.profile}/" in dvc
     with pytest.raises(CohirlError, match="cohirl profile smoke"):
         profile_stages("smoke", ROOT)  # defined, but its pipeline is not in dvc.yaml
+
+
+@pytest.mark.parametrize("change, named", [
+    (("profiles", "quick", "methods", ["csil_residual", "csil_magic"]), "unknown methods ['csil_magic']"),
+    (("profiles", "quick", "tasks", ["square", "sqaure"]), "sqaure"),
+    (("profiles", "quick", "finetune", "env_step", 5), "unknown keys ['env_step']"),
+])
+def test_a_bad_sweep_stops_at_the_first_stage_command_naming_what_is_wrong(tmp_path: Path, change: tuple,
+                                                                           named: str) -> None:
+    """What `dvc exp run -S <key>=<value>` writes into params.yaml, then a stage command as dvc.yaml runs it."""
+    import subprocess
+    import sys
+
+    import yaml
+
+    from conftest import tool_env
+
+    params = yaml.safe_load((ROOT / "params.yaml").read_text())
+    *keys, last, value = change
+    node = params
+    for key in keys:
+        node = node[key]
+    node[last] = value
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    proc = subprocess.run([sys.executable, "-m", "cohirl.cli", "notebook", "05_results", "--tag", "quick",
+                           "-p", "profile=quick"], cwd=tmp_path, capture_output=True, text=True, env=tool_env(),
+                          timeout=300)
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    assert named in proc.stderr and proc.stderr.count("\n") <= 3, proc.stderr
+    assert not (tmp_path / "results").exists()  # nothing ran, nothing half-written

@@ -3,9 +3,10 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
-from cohirl.config import MATRIX_KEYS, from_dict, profile_runs, profile_section, read_params, task_settings
+from cohirl.config import MATRIX_KEYS, check_matrix_in_sync, from_dict, profile_runs, profile_section, read_params, task_settings
 from cohirl.errors import CohirlError
 
 SECTION_KEYS = ("demos", "base", "demo_scaling", "finetune", "eval")
@@ -41,3 +42,16 @@ def check_profile(profile: str, params: dict[str, Any] | None = None) -> dict[st
         built[task] = {name: from_dict(cls, task_settings(params, name, task, profile), f"profiles.{profile}.{name}")
                        for name, cls in stage_classes().items()}
     return built
+
+
+def check_params_file(path: Path) -> None:
+    """Every pipeline of ``path`` (when it exists: cohirl's own project) must have a current header and
+    settings that build, before any stage starts: ``cohirl repro`` checks it before submitting, and
+    every stage command (``cohirl notebook``) before it runs, so that a sweep (``dvc exp run -S ...``)
+    naming an unknown task, method or key stops at once with one message naming it."""
+    if not path.exists():
+        return
+    params = read_params(path)
+    for profile in params.get("pipelines") or []:  # first: what a sweep's -S names, then the header
+        check_profile(profile, params)
+    check_matrix_in_sync(params)

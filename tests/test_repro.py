@@ -38,11 +38,6 @@ def _project(tmp_path: Path, pipeline: dict) -> Path:
     return root
 
 
-def _interval(path: Path) -> tuple[float, float]:
-    start, end = path.read_text().split()
-    return float(start), float(end)
-
-
 def test_graph_priorities_and_restriction() -> None:
     graph = StageGraph({"demos": set(), "base": {"demos"}, "scaling": {"demos"}, "ft1": {"base"},
                         "ft2": {"base"}, "report": {"ft1", "ft2", "scaling"}})
@@ -172,8 +167,24 @@ def _listening_addresses_while_running(proc: subprocess.Popen) -> set[tuple[str,
     return seen
 
 
+# Each stage announces itself in a shared folder and waits (up to 90 s) for the other: side by side they
+# meet whatever the workers' start-up latency; one after the other, the first one finds itself alone.
+MEET = ("python -c \"import pathlib,sys,time; d=pathlib.Path(sys.argv[1]); me,other=sys.argv[2:4]; "
+        "(d/me).touch(); t=time.time()+90\n"
+        "while not (d/other).exists() and time.time()<t: time.sleep(0.2)\n"
+        "open(me+'.txt','w').write(me+(' met '+other if (d/other).exists() else ' alone'))\" {barrier} {me} {other}")
+
+
+def _meeting_pipeline(barrier: Path) -> dict:
+    meet = {me: {"cmd": MEET.format(barrier=barrier, me=me, other=other), "outs": [f"{me}.txt"]}
+            for me, other in (("left", "right"), ("right", "left"))}
+    return {"stages": {**meet, "join": PIPELINE["stages"]["join"]}}
+
+
 def test_local_ray_instance_runs_independent_stages_side_by_side(tmp_path: Path) -> None:
-    root = _project(tmp_path, PIPELINE)
+    barrier = tmp_path / "barrier"
+    barrier.mkdir()
+    root = _project(tmp_path, _meeting_pipeline(barrier))
     # As in a fresh clone: a .dvc-tracked directory whose data was never pulled (no stage uses it).
     (root / "raw.dvc").write_text("outs:\n- md5: c453d4fbbf760f883823524fd07614f9.dir\n  path: raw\n")
     pipeline = read_pipeline(root)
@@ -192,9 +203,9 @@ def test_local_ray_instance_runs_independent_stages_side_by_side(tmp_path: Path)
     assert {"gcs_server", "raylet"} <= names, listening
     assert all(ipaddress.ip_address(ip.removeprefix("::ffff:")).is_loopback for _, ip in listening), listening
     assert "on a local Ray instance" in cli.stdout and "reports the pipeline up to date" in cli.stdout
-    (l0, l1), (r0, r1) = _interval(root / "left.txt"), _interval(root / "right.txt")
-    assert max(l0, r0) < min(l1, r1), "left and right should have overlapped"
-    assert (root / "join.txt").read_text().count(" ") == 2
+    assert (root / "left.txt").read_text() == "left met right", "left and right should have run side by side"
+    assert (root / "right.txt").read_text() == "right met left"
+    assert (root / "join.txt").read_text() == "left met rightright met left"
     lock = yaml.safe_load((root / "dvc.lock").read_text())
     assert set(lock["stages"]) == {"left", "right", "join"}
     status = subprocess.run([DVC, "status", "dvc.yaml"], cwd=root, capture_output=True, text=True, check=True)

@@ -84,12 +84,13 @@ def cmd_wiring(args: argparse.Namespace) -> None:
     from cohirl.wiring import (code_deps, dvc_plots, listed_code_deps, listed_plots, missing_inputs, stage_bodies,
                                write_code_deps, write_plots)
 
+    params = read_params()
     if args.write:
         changed = write_code_deps()
         print(f"dvc.yaml: code dependencies rewritten for {changed}" if changed else "dvc.yaml: up to date")
-        if write_plots(read_params()):
+        if write_plots(params):
             print("dvc.yaml: plots rewritten for the pipelines")
-    if listed_plots() != dvc_plots(read_params()):
+    if listed_plots() != dvc_plots(params):
         raise CohirlError("dvc.yaml's plots differ from the pipelines' figures and curves; run `cohirl wiring --write`.")
     drift = {name: (sorted(set(code_deps(b)) - set(listed_code_deps(b))), sorted(set(listed_code_deps(b)) - set(code_deps(b))))
              for name, b in stage_bodies().items()}

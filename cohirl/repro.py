@@ -206,17 +206,17 @@ def check_authenticated(address: str, allow_unauthenticated: bool = False) -> No
         "--allow-unauthenticated for a cluster no one else can reach.")
 
 
-def connect(jobs: int, allow_unauthenticated: bool = False) -> bool:
+def connect(jobs: int) -> bool:
     """Join the cluster at ``$RAY_ADDRESS`` or start a local instance with ``jobs`` CPUs, listening and
     advertised on 127.0.0.1 only (a local run has no reason to be reachable from the network).
 
+    The caller has checked the cluster's authentication (``check_authenticated``).
     Returns whether a local instance was started (and must be shut down afterwards)."""
     import ray
 
     address = os.environ.get("RAY_ADDRESS", "").strip()
     ray.cloudpickle.register_pickle_by_value(ray_stage)
     if address:
-        check_authenticated(address, allow_unauthenticated)
         check_reachable(address)
         if is_loopback(address.split("://", 1)[-1].rpartition(":")[0]):
             keep_loopback()
@@ -525,7 +525,7 @@ def repro(targets: Sequence[str] = (), jobs: int | None = None, force: bool = Fa
     if targets:
         graph = pipeline.graph.restricted_to(targets)
         pipeline = Pipeline(graph, {n: pipeline.stages[n] for n in graph.upstream})
-    local = connect(jobs or max(1, os.cpu_count() or 1), allow_unauthenticated)
+    local = connect(jobs or max(1, os.cpu_count() or 1))
     try:
         nodes = preflight()
         where = "a local Ray instance" if local else f"the Ray cluster at {os.environ['RAY_ADDRESS']}"

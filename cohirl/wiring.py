@@ -269,23 +269,13 @@ CODE_DEP_LINE = re.compile(r"^(\s+)- cohirl/\S+\s*$")
 REPORT_FIGURES = ("learning_curves", "initial_drop", "demo_scaling", "critic_calibration")
 
 
-def methods_by_task(section: dict) -> dict[str, list[str]]:
-    """The methods run on each task of a profile section (its methods, then its ``extra_runs``)."""
-    from cohirl.config import profile_runs
-
-    out: dict[str, list[str]] = {task: [] for task in section["tasks"]}
-    for task, method, _ in profile_runs(section):
-        if method not in out[task]:
-            out[task].append(method)
-    return out
-
-
 def dvc_plots(params: dict) -> list:
     """dvc.yaml's top-level ``plots`` for the pipelines: each profile's report figures, and per task its
     learning curves as data (``results/<p>/curves/<task>.csv``, written by the report: mean success
     over seeds per method at each evaluation), so that ``dvc plots show`` and ``dvc plots diff <rev>
     ...`` draw them for any revision or experiment."""
     from cohirl.config import profile_section
+    from cohirl.stages.report import methods_by_task
 
     plots: list = []
     for name in params.get("pipelines") or []:

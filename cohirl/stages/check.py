@@ -6,7 +6,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from cohirl.config import MATRIX_KEYS, check_matrix_in_sync, from_dict, profile_runs, profile_section, read_params, task_settings
+from cohirl.config import (MATRIX_KEYS, check_matrix_in_sync, from_dict, profile_runs, profile_section, read_params,
+                           task_settings)
 from cohirl.errors import CohirlError
 
 SECTION_KEYS = ("demos", "base", "demo_scaling", "finetune", "eval")

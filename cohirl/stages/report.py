@@ -34,6 +34,16 @@ class Report:
     ablations: pd.DataFrame = field(default_factory=pd.DataFrame)  # ablation final - full method final
 
 
+def methods_by_task(section: dict[str, Any]) -> dict[str, list[str]]:
+    """The methods run on each task of a profile section (its methods, then its ``extra_runs``): the
+    columns of the task's curves file, and of its plot in dvc.yaml (``cohirl.wiring.dvc_plots``)."""
+    out: dict[str, list[str]] = {task: [] for task in section["tasks"]}
+    for task, method, _ in profile_runs(section):
+        if method not in out[task]:
+            out[task].append(method)
+    return out
+
+
 def run_report(rows_dir: Path | None = None, out_tables: Path | None = None, out_figures: Path | None = None,
                profile: str | None = None) -> Report:
     """Tables, figures, claims and ``metrics.json`` from the result rows of the profile (``results/<p>``)."""
@@ -57,8 +67,7 @@ def run_report(rows_dir: Path | None = None, out_tables: Path | None = None, out
         figs[name] = fig
 
     save(figures.learning_curves(evals, base, methods), "learning_curves")
-    for task in tasks:  # DVC plots (dvc.yaml's top-level plots): `dvc plots diff` compares revisions
-        run_here = list(dict.fromkeys(m for t, m, _ in profile_runs(section) if t == task))
+    for task, run_here in methods_by_task(section).items():  # the data of dvc.yaml's plots (`dvc plots diff`)
         write_csv(tables.curves_wide(evals, task, run_here), rows / "curves" / f"{task}.csv")
     main = tables.main_table(evals, base, methods)
     write_csv(main, out_t / "main_table.csv")

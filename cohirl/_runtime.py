@@ -13,6 +13,29 @@ _OFFLINE_ENV = {
 }
 
 
+STAGE_CPUS_ENV = "COHIRL_STAGE_CPUS"  # CPUs a stage may use (set by `cohirl repro` from --cpus-per-stage)
+ENV_PROCESS_ENV = "COHIRL_ENV_PROCESS"  # "1"/"0": force the finetuning env worker process on/off
+
+
+def env_worker_wanted() -> bool:
+    """Step the finetuning task and base in a second process (``cohirl.training.env_worker``)?
+
+    Only where a second core is the stage's to use: ``$COHIRL_ENV_PROCESS`` if set, else whether the
+    stage has ≥ 2 CPUs (``$COHIRL_STAGE_CPUS`` under ``cohirl repro``, where stages run side by side;
+    the machine's core count under a plain ``dvc repro`` or a notebook, which run one stage at a time).
+    The rows are the same either way; only the wall time changes.
+    """
+    forced = os.environ.get(ENV_PROCESS_ENV, "").strip()
+    if forced in ("0", "1"):
+        return forced == "1"
+    if forced:
+        from cohirl.errors import CohirlError
+
+        raise CohirlError(f"${ENV_PROCESS_ENV}={forced!r}: use 1 (env worker process) or 0 (one process).")
+    cpus = os.environ.get(STAGE_CPUS_ENV, "").strip()
+    return (float(cpus) if cpus else float(os.cpu_count() or 1)) >= 2
+
+
 def set_offline_env() -> None:
     """Never reach for the Hub or the internet at run time."""
     for key, value in _OFFLINE_ENV.items():

@@ -32,6 +32,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Iterator
 
+from cohirl._runtime import STAGE_CPUS_ENV
+
 SCRATCH_ENV = "COHIRL_RAY_SCRATCH"
 PROGRESS_FILE = ".cohirl-progress.json"
 WORKER_PID_FILE = ".cohirl-worker-pid"  # the Ray worker process running the stage (tests kill it)
@@ -49,6 +51,7 @@ class StageJob:
     persist: list[str] = field(default_factory=list)
     key: str = ""
     scratch: str = ""  # the driver's $COHIRL_RAY_SCRATCH (workers do not inherit the driver's environment)
+    cpus: float = 1.0  # the Ray CPUs the stage holds (--cpus-per-stage): $COHIRL_STAGE_CPUS for the stage
 
 
 @dataclass
@@ -181,8 +184,9 @@ def venv_first(path: str) -> str:
     return path if path.split(os.pathsep)[0] == bin_dir else os.pathsep.join([bin_dir, *filter(None, [path])])
 
 
-def _stage_env(work: Path) -> dict[str, str]:
+def _stage_env(work: Path, cpus: float = 1.0) -> dict[str, str]:
     env = dict(os.environ)
+    env[STAGE_CPUS_ENV] = f"{cpus:g}"
     env["PYTHONPATH"] = os.pathsep.join([str(work), *filter(None, [env.get("PYTHONPATH")])])
     env["PATH"] = venv_first(env.get("PATH", ""))
     env["COHIRL_PROGRESS_FILE"] = str(work / PROGRESS_FILE)
@@ -207,7 +211,7 @@ def _run_command(job: StageJob, work: Path, board: Any) -> tuple[int, str, float
     log_path = work / ".cohirl-stage.log"
     start = time.monotonic()
     with open(log_path, "w") as log:
-        proc = subprocess.Popen(job.cmd, shell=True, cwd=work, env=_stage_env(work), stdout=log,
+        proc = subprocess.Popen(job.cmd, shell=True, cwd=work, env=_stage_env(work, job.cpus), stdout=log,
                                 stderr=subprocess.STDOUT, start_new_session=True, preexec_fn=_die_with_parent)
         (work / ".cohirl-pgid").write_text(str(proc.pid))
         reporter = threading.Thread(target=_report_progress, args=(board, job.name, work / PROGRESS_FILE, proc),

@@ -409,7 +409,8 @@ class RayRepro:
         key = hashlib.sha256("\0".join([name, info.cmd, self.code_digest,
                                         hashlib.sha256(data).hexdigest()]).encode()).hexdigest()
         resume = pack(self.root, info.persist, skip=others)  # checkpoints the driver holds: not in the key
-        job = StageJob(name, info.cmd, info.outs, info.persist, key, os.environ.get(ray_stage.SCRATCH_ENV, ""))
+        job = StageJob(name, info.cmd, info.outs, info.persist, key, os.environ.get(ray_stage.SCRATCH_ENV, ""),
+                       self.cpus_per_stage)
         return self.task.remote(job, self.code, ray.put(data), ray.put(resume), self.board)
 
     def _finish(self, name: str, ref: Any, start: float) -> None:

@@ -73,8 +73,10 @@ def demos(tmp_path_factory: pytest.TempPathFactory) -> DemoArrays:
     return load_demo_arrays(root)
 
 
-def make_runner(method: str, out: Path, demos: DemoArrays, cfg: FinetuneConfig = CFG) -> Finetuner:
-    return Finetuner(TASK, method, 0, cfg, demos, LinearBaseFactory(), EVAL, out, progress=False)
+def make_runner(method: str, out: Path, demos: DemoArrays, cfg: FinetuneConfig = CFG,
+                env_process: bool = False) -> Finetuner:
+    return Finetuner(TASK, method, 0, cfg, demos, LinearBaseFactory(), EVAL, out, progress=False,
+                     env_process=env_process)
 
 
 def _executed_actions(policy: object, seed: int, steps: int) -> np.ndarray:
@@ -166,7 +168,7 @@ def test_sparse_baseline_actor_updates_within_the_budget(tmp_path: Path, demos: 
     cfg = FinetuneConfig(**{**CFG.__dict__, "utd": 1,
                             "per_method": {"sparse_residual": {"learner": {"critic_only_updates": 50}}}})
     runner = make_runner("sparse_residual", tmp_path / "run", demos, cfg)
-    assert runner.total_updates() == CFG.env_steps - CFG.warmup_steps + 1
+    assert runner.total_updates() == CFG.env_steps - CFG.warmup_steps
     runner.setup()
     before = {k: v.clone() for k, v in runner.learner.actor.state_dict().items()}
     runner.run()
@@ -191,6 +193,42 @@ def test_kill_and_resume_gives_identical_rows(tmp_path: Path, demos: DemoArrays,
     for name in ("episodes.csv", "train_log.csv"):
         pd.testing.assert_frame_equal(pd.read_csv(tmp_path / "full" / name), pd.read_csv(tmp_path / "killed" / name))
     assert list(full.env_steps) == [0, 60, 120]
+
+
+@pytest.mark.parametrize("method", ["csil_ensemble", "sparse_residual"])
+def test_an_env_worker_process_gives_the_rows_of_the_in_process_loop(tmp_path: Path, demos: DemoArrays,
+                                                                     method: str) -> None:
+    local = make_runner(method, tmp_path / "local", demos)
+    local_rows = local.run()
+    worker = make_runner(method, tmp_path / "worker", demos, env_process=True)
+    pd.testing.assert_frame_equal(local_rows, worker.run())
+    for name in ("episodes.csv", "train_log.csv"):
+        pd.testing.assert_frame_equal(pd.read_csv(tmp_path / "local" / name), pd.read_csv(tmp_path / "worker" / name))
+    assert local.learner.num_updates == worker.learner.num_updates == local.total_updates() > 0
+    for key, value in local.learner.actor.state_dict().items():
+        assert torch.equal(value, worker.learner.actor.state_dict()[key]), key
+    assert worker.env is None  # the worker was stopped with the run
+
+
+@dataclass(frozen=True)
+class BrokenBaseFactory:
+    def __call__(self) -> ChunkStepper:
+        raise FileNotFoundError("no base checkpoint in /nowhere")
+
+
+def test_an_env_worker_that_fails_or_dies_is_reported(tmp_path: Path, demos: DemoArrays) -> None:
+    from cohirl.training.env_worker import EnvProcess
+
+    with pytest.raises(CohirlError, match=r"pick_place env worker failed: FileNotFoundError: no base checkpoint"):
+        EnvProcess(TASK, BrokenBaseFactory(), 40)
+    env = EnvProcess(TASK, LinearBaseFactory(), 40)
+    env.reset(0, 0)
+    env._process.kill()
+    env._process.join()
+    with pytest.raises(CohirlError, match=r"env worker process died.*resume from its last checkpoint"):
+        env.step_async(np.zeros(get_spec(TASK).action_dim, dtype=np.float32))
+        env.step_wait()
+    env.close()
 
 
 def test_resuming_from_a_checkpoint_that_carries_code_refuses_it_without_running_it(tmp_path: Path,
@@ -353,3 +391,21 @@ def test_csil_methods_read_the_reward_over_a_fixed_horizon_and_the_sparse_baseli
     assert (old.reward_variant, old.ignore_termination, old.value_clip()) == ("nonpositive", False, 0.0)
     sparse, _ = build_method("sparse_residual")
     assert sparse.reward_source == "sparse" and not sparse.ignore_termination
+
+
+def test_the_env_worker_is_used_only_where_the_stage_has_a_second_cpu(monkeypatch: pytest.MonkeyPatch) -> None:
+    from cohirl._runtime import env_worker_wanted
+
+    monkeypatch.delenv("COHIRL_ENV_PROCESS", raising=False)
+    monkeypatch.setenv("COHIRL_STAGE_CPUS", "1")  # cohirl repro, default --cpus-per-stage
+    assert not env_worker_wanted()
+    monkeypatch.setenv("COHIRL_STAGE_CPUS", "2")
+    assert env_worker_wanted()
+    monkeypatch.setenv("COHIRL_ENV_PROCESS", "0")
+    assert not env_worker_wanted()
+    monkeypatch.setenv("COHIRL_STAGE_CPUS", "1")
+    monkeypatch.setenv("COHIRL_ENV_PROCESS", "1")
+    assert env_worker_wanted()
+    monkeypatch.setenv("COHIRL_ENV_PROCESS", "yes")
+    with pytest.raises(CohirlError, match=r"COHIRL_ENV_PROCESS='yes': use 1 .* or 0"):
+        env_worker_wanted()

@@ -17,7 +17,7 @@ def run_finetune_stage(task: str, method: str, seed: int, out_dir: Path | None =
                        progress: bool = True, stop_after_steps: int | None = None,
                        profile: str | None = None) -> pd.DataFrame:
     """Stages 3–4 for one (task, method, seed): pretraining, step-0 evaluation, online finetuning."""
-    from cohirl._runtime import configure_torch
+    from cohirl._runtime import configure_torch, env_worker_wanted
     from cohirl.training.loop import FinetuneConfig, Finetuner
 
     configure_torch()
@@ -28,7 +28,7 @@ def run_finetune_stage(task: str, method: str, seed: int, out_dir: Path | None =
     checkpoints = checkpoint_dir(task, method, seed, profile) if out_dir == run_dir(task, method, seed, profile) \
         else out_dir / "checkpoints"  # a run written elsewhere (tests, scripts) keeps its state beside its rows
     runner = Finetuner(task, method, seed, cfg, demos, base_factory(task, base_dir, profile=profile), ev, out_dir,
-                       progress, checkpoints)
+                       progress, checkpoints, env_process=env_worker_wanted())
     return runner.run(stop_after_steps)
 
 

@@ -29,7 +29,7 @@ from cohirl.csil.learner import Learner
 from cohirl.methods import METHODS, build_method
 from cohirl.csil.pretrain import build_learner
 from cohirl.demos.dataset import DemoArrays
-from cohirl.envs import ENV_STATE_KEY, STATE_KEY, make_task
+from cohirl.envs import ENV_STATE_KEY, STATE_KEY, get_spec
 from cohirl.errors import CohirlError
 from cohirl.io import write_csv, write_json
 from cohirl.progress import progress_bar
@@ -37,7 +37,8 @@ from cohirl.eval.rollout import evaluate
 from cohirl.eval.stats import wilson_interval
 from cohirl.policies.base import ChunkStepper, base_actions_for_episode
 from cohirl.policies.compose import Composition, clipped_fraction
-from cohirl.training.agent import PolicyInputs, save_actor_snapshot, snapshot_factory, stepper_phase
+from cohirl.training.agent import PolicyInputs, save_actor_snapshot, snapshot_factory
+from cohirl.training.env_worker import EnvProcess, LocalEnv
 from cohirl.training.checkpoint import CHECKPOINT_NAME, load_checkpoint, rng_state, restore_rng, save_checkpoint
 from cohirl.csil.replay import DemoEpisode, ReplayBuffer, demo_buffer
 
@@ -173,8 +174,9 @@ def _eval_record(eval_cfg: Any) -> dict[str, Any]:
 
 
 def total_updates(cfg: FinetuneConfig, learner_cfg: Any) -> int:
-    """Learner updates a run's budget allows: UTD per env step once the replay holds the warm-up."""
-    return max(0, cfg.env_steps - max(1, learner_cfg.warmup_steps) + 1) * learner_cfg.utd
+    """Learner updates a run's budget allows: UTD per env step once the replay holds the warm-up (the
+    replay as it stands when the step's action is chosen: the step's own transition is not in it yet)."""
+    return max(0, cfg.env_steps - max(1, learner_cfg.warmup_steps)) * learner_cfg.utd
 
 
 def demo_statistics(episodes: list[DemoEpisode], composition: Any) -> dict[str, float]:
@@ -186,12 +188,20 @@ def demo_statistics(episodes: list[DemoEpisode], composition: Any) -> dict[str, 
             "bc_target_clipped_fraction": clipped_fraction(composition, a_demo, a_b)}
 
 
+Batches = list[tuple[dict[str, np.ndarray], dict[str, np.ndarray]]]
+
+
 class Finetuner:
-    """One (task, method, seed) run. ``run()`` does everything; the pieces are methods for tests."""
+    """One (task, method, seed) run. ``run()`` does everything; the pieces are methods for tests.
+
+    ``env_process``: step the task and the frozen base in a worker process while the learner
+    updates (:class:`cohirl.training.env_worker.EnvProcess`; needs a second free core to pay off) or
+    in this process after the update (False). The rows are the same either way.
+    """
 
     def __init__(self, task: str, method: str, seed: int, cfg: FinetuneConfig, demos: DemoArrays,
                  base_factory: Any, eval_cfg: Any, out_dir: Path, progress: bool = True,
-                 checkpoint_dir: Path | None = None) -> None:
+                 checkpoint_dir: Path | None = None, env_process: bool = False) -> None:
         self.task_name, self.method, self.seed, self.cfg = task, method, seed, cfg
         self.base_factory, self.eval_cfg, self.out_dir, self.progress = base_factory, eval_cfg, Path(out_dir), progress
         # Resumable state (networks, optimisers, replay, RNG) apart from the rows: large, never committed.
@@ -210,9 +220,10 @@ class Finetuner:
         self.replay = ReplayBuffer(min(self.learner_cfg.replay_capacity, cfg.env_steps), self.demos.obs_dim,
                                    self.demos.action_dim, self.learner_cfg.n_step, self.learner_cfg.gamma)
         self.rng = np.random.default_rng(seed)
-        self.task = make_task(task)
-        cap = cfg.max_episode_steps or self.task.spec.horizon
-        self.episode_cap = min(cap, self.task.spec.horizon)
+        horizon = get_spec(task).horizon
+        self.episode_cap = min(cfg.max_episode_steps or horizon, horizon)
+        self.env_process = env_process
+        self.env: LocalEnv | EnvProcess | None = None  # built by the first training episode
         self.state = RunState()
         self.learner: Learner | None = None
         # Seconds and work of this call, by phase (run.json; read by benchmarks/project_wall_time.py).
@@ -321,53 +332,70 @@ class Finetuner:
         return float(self.learner.reward(batch).mean())
 
     # -- interaction ---------------------------------------------------------------------------
+    def make_env(self) -> LocalEnv | EnvProcess:
+        if self.env is None:
+            self.env = (EnvProcess(self.task_name, self.base_factory, self.episode_cap) if self.env_process
+                        else LocalEnv(self.task_name, lambda: self.base, self.episode_cap))
+        return self.env
+
     def run_episode(self, bar: Any) -> None:
-        """One training episode: act, store, update; evaluations fall wherever their step is."""
+        """One training episode: act, update (beside the env step with ``env_process``), store;
+        evaluations fall wherever their step is."""
         assert self.learner is not None
-        obs = self.task.reset(TRAIN_SEED_OFFSET + self.seed * 1_000_000 + self.state.episodes)
-        self.base.reset(self.state.episodes)
-        a_b = self.base.base_action(obs)
-        x = self.inputs.build(obs[STATE_KEY], obs[ENV_STATE_KEY], a_b, stepper_phase(self.base))
-        done, ret, metrics = False, 0.0, {}
+        env = self.make_env()
+        obs, a_b, phase = env.reset(TRAIN_SEED_OFFSET + self.seed * 1_000_000 + self.state.episodes,
+                                    self.state.episodes)
+        x = self.inputs.build(obs[STATE_KEY], obs[ENV_STATE_KEY], a_b, phase)
+        done, ret, metrics, length, success = False, 0.0, {}, 0, False
         while not done and self.state.env_steps < self.cfg.env_steps:
             executed, u = self.learner.act(x, a_b, deterministic=False)
-            obs, reward, terminated, truncated, info = self.task.step(executed)
-            truncated = truncated or (not terminated and self.task.t >= self.episode_cap)
-            done = terminated or truncated
-            next_a_b = self.base.base_action(obs)
-            next_x = self.inputs.build(obs[STATE_KEY], obs[ENV_STATE_KEY], next_a_b, stepper_phase(self.base))
+            batches = self.sample_batches()  # from the replay as it stands: this step's transition is not in it
+            env.step_async(executed)
+            metrics = self.update(batches, self.state.env_steps + 1) or metrics
+            step = env.step_wait()
+            done, length, success = step.terminated or step.truncated, step.t, bool(step.info["success"])
+            next_x = self.inputs.build(step.obs[STATE_KEY], step.obs[ENV_STATE_KEY], step.base_action, step.phase)
             cut = not done and self.state.env_steps + 1 >= self.cfg.env_steps  # budget ends mid-episode
-            self.replay.add(obs=x, policy_action=u, base_action=a_b, action=executed, reward=reward,
-                            terminated=terminated, truncated=truncated or cut, next_obs=next_x,
-                            next_base_action=next_a_b)
-            x, a_b, ret = next_x, next_a_b, ret + reward
+            self.replay.add(obs=x, policy_action=u, base_action=a_b, action=executed, reward=step.reward,
+                            terminated=step.terminated, truncated=step.truncated or cut, next_obs=next_x,
+                            next_base_action=step.base_action)
+            x, a_b, ret = next_x, step.base_action, ret + step.reward
             self.state.env_steps += 1
-            metrics = self.update() or metrics
             bar.update(1)
             if self.state.env_steps % self.cfg.eval_every == 0 or self.state.env_steps == self.cfg.env_steps:
                 last = self.evaluate_now()
                 bar.set_postfix(success=f"{last['success_rate']:.2f}", refresh=False)
         self.state.episodes += 1
         self.state.train_log.append({"env_steps": self.state.env_steps, "episode": self.state.episodes,
-                                     "return": ret, "success": bool(info["success"]), "length": self.task.t,
+                                     "return": ret, "success": success, "length": length,
                                      **{k: float(v) for k, v in metrics.items()}})
 
-    def update(self) -> dict[str, float]:
-        """``utd`` learner updates on half-demo / half-replay batches, once warm-up is over."""
-        assert self.learner is not None
+    def sample_batches(self) -> Batches:
+        """``utd`` (demo, replay) batch pairs, or none while the replay holds less than the warm-up."""
         cfg = self.learner_cfg
         if len(self.replay) < max(1, cfg.warmup_steps):
-            return {}
+            return []
+        return [(self.demos.sample(cfg.demo_batch_size, self.rng), self.replay.sample(cfg.replay_batch_size, self.rng))
+                for _ in range(cfg.utd)]
+
+    def update(self, batches: Batches, step: int) -> dict[str, float]:
+        """Learner updates on half-demo / half-replay ``batches`` during env step ``step``."""
+        assert self.learner is not None
         metrics: dict[str, float] = {}
-        for _ in range(cfg.utd):
+        for demo_batch, replay_batch in batches:
             try:
-                metrics = self.learner.update(self.demos.sample(cfg.demo_batch_size, self.rng),
-                                              self.replay.sample(cfg.replay_batch_size, self.rng))
+                metrics = self.learner.update(demo_batch, replay_batch)
             except CohirlError as exc:
                 raise CohirlError(f"{self.task_name}/{self.method}/seed {self.seed}: training diverged at env "
-                                  f"step {self.state.env_steps}: {exc}. The last good checkpoint is "
+                                  f"step {step}: {exc}. The last good checkpoint is "
                                   f"{self.checkpoint_path}.") from exc
         return metrics
+
+    def close(self) -> None:
+        """Stop the env worker (a finished or failed ``run`` does this itself)."""
+        if self.env is not None:
+            self.env.close()
+            self.env = None
 
     # -- the whole run -------------------------------------------------------------------------
     def run(self, stop_after_steps: int | None = None) -> pd.DataFrame:
@@ -378,14 +406,17 @@ class Finetuner:
         next_ckpt = (self.state.env_steps // self.cfg.checkpoint_every + 1) * self.cfg.checkpoint_every
         bar = progress_bar(total=self.cfg.env_steps, initial=self.state.env_steps, disable=not self.progress,
                            desc="finetune env steps", mininterval=2.0)
-        while self.state.env_steps < self.cfg.env_steps:
-            self.run_episode(bar)
-            if self.state.env_steps >= next_ckpt or self.state.env_steps >= self.cfg.env_steps:
-                self.save()
-                next_ckpt = (self.state.env_steps // self.cfg.checkpoint_every + 1) * self.cfg.checkpoint_every
-            if stop_after_steps is not None and self.state.env_steps >= stop_after_steps:
-                break
-        bar.close()
+        try:
+            while self.state.env_steps < self.cfg.env_steps:
+                self.run_episode(bar)
+                if self.state.env_steps >= next_ckpt or self.state.env_steps >= self.cfg.env_steps:
+                    self.save()
+                    next_ckpt = (self.state.env_steps // self.cfg.checkpoint_every + 1) * self.cfg.checkpoint_every
+                if stop_after_steps is not None and self.state.env_steps >= stop_after_steps:
+                    break
+        finally:
+            self.close()
+            bar.close()
         self.timing["train_s"] = time.perf_counter() - loop_start - (self.timing["eval_s"] - eval_before)
         self.timing["train_env_steps"] = self.state.env_steps - first_step
         self.write_results(time.perf_counter() - start)

@@ -77,7 +77,7 @@ def _finetune_rates(task: str, seconds: dict[str, float], quick_update_s: float,
     for run_json in sorted(Path("results", MEASURED, "runs", task).glob("*/*/run.json")):
         run = json.loads(run_json.read_text())
         t, lcfg = run["timing_last_call"], run["learner"]
-        stage = f"finetune@{MEASURED}-{task}-{run_json.parts[-3]}-{run_json.parts[-2]}"
+        stage = f"finetune-{MEASURED}@{task}-{run_json.parts[-3]}-{run_json.parts[-2]}"
         if stage not in seconds or t["train_env_steps"] == 0:
             continue
         budget, learner = SimpleNamespace(**run["finetune"]), SimpleNamespace(**lcfg)
@@ -97,13 +97,13 @@ def measured_rates(task: str, seconds: dict[str, float], quick_update_s: float, 
     demos = json.loads(Path("results", MEASURED, "demos", f"{task}.json").read_text())
     base_meta = json.loads(Path("results", MEASURED, "base", f"{task}.json").read_text())  # with training time
     base_rows = pd.read_csv(Path("results", MEASURED, "base", f"{task}.csv"))
-    base_eval_s = (seconds[f"base@{MEASURED}-{task}"] - base_meta["train_seconds"]) * workers
+    base_eval_s = (seconds[f"base-{MEASURED}@{task}"] - base_meta["train_seconds"]) * workers
     ft = _finetune_rates(task, seconds, quick_update_s, workers)
-    return Rates(demo_frame=seconds[f"demos@{MEASURED}-{task}"] / demos["frames"],  # failed expert attempts included
+    return Rates(demo_frame=seconds[f"demos-{MEASURED}@{task}"] / demos["frames"],  # failed expert attempts included
                  base_train_step=1.0 / base_meta["steps_per_second"],
                  base_eval_step=base_eval_s / base_rows.length.sum(), ft_pretrain_step=ft["pretrain"],
                  ft_eval_step=ft["eval"], ft_env_step=ft["env"], ft_overhead=ft["overhead"],
-                 reward_stage=seconds[f"reward@{MEASURED}-{task}"],
+                 reward_stage=seconds[f"reward-{MEASURED}@{task}"],
                  demo_frames_per_horizon=demos["mean_length"] / get_spec(task).horizon)
 
 
@@ -259,7 +259,7 @@ def main() -> None:
         rates, proxy = _rates_for(task, measured)
         costs[task] = price_task(params, args.target, task, rates, size)
         print(f"{task:<15} rates from {proxy:<12} " + "  ".join(f"{k} {v / 3600:.2f} h" for k, v in costs[task].items()))
-    full = stage_dag(costs, len(target_cfg["seeds"]), seconds.get(f"report@{MEASURED}", 60.0))
+    full = stage_dag(costs, len(target_cfg["seeds"]), seconds.get(f"report-{MEASURED}", 60.0))
     elsewhere = {n: (0.0, ups) if n.startswith(("base@", "demo_scaling@")) else (c, ups) for n, (c, ups) in full.items()}
     print(ASSUMPTIONS)
     for label, dag in (("every stage on CPUs", full), ("bases and demo scaling trained elsewhere (GPU)", elsewhere)):

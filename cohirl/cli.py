@@ -64,16 +64,18 @@ def cmd_import_hdf5(args: argparse.Namespace) -> None:
 
 
 def cmd_profile(args: argparse.Namespace) -> None:
-    from cohirl.config import profile_section, set_profile
-
+    from cohirl.config import profile_section
     from cohirl.stages.check import check_profile
+    from cohirl.wiring import set_profile, write_dvc_yaml
 
     check_profile(args.name)  # before params.yaml is rewritten: a profile that does not build is refused
-    params = set_profile(args.name, only=args.only)
-    from cohirl.wiring import write_plots
+    params = set_profile(args.name, Path("params.yaml"), only=args.only)
+    if Path("dvc.yaml").exists():  # beside params.yaml: the pipelines' stages and plots, regenerated
+        write_dvc_yaml(params, Path("dvc.yaml"))
+        from cohirl.repro import rename_lock_entries
 
-    if Path("dvc.yaml").exists():  # beside params.yaml: the pipelines' figures and curves as DVC plots
-        write_plots(params, Path("dvc.yaml"))
+        for old, new in rename_lock_entries(Path(".")).items():
+            print(f"dvc.lock: {old} -> {new}")
     section = profile_section(params, args.name)
     print(f"profile {args.name} (default): tasks={section['tasks']} seeds={section['seeds']} "
           f"methods={section['methods']}; pipelines in dvc.yaml: {params['pipelines']}")
@@ -81,27 +83,22 @@ def cmd_profile(args: argparse.Namespace) -> None:
 
 def cmd_wiring(args: argparse.Namespace) -> None:
     from cohirl.config import read_params
-    from cohirl.wiring import (code_deps, dvc_plots, listed_code_deps, listed_plots, missing_inputs, stage_bodies,
-                               write_code_deps, write_plots)
+    from cohirl.wiring import ROOT, missing_inputs, render_dvc_yaml, stage_bodies, write_dvc_yaml
 
-    params = read_params()
+    params = read_params(ROOT / "params.yaml")
     if args.write:
-        changed = write_code_deps()
-        print(f"dvc.yaml: code dependencies rewritten for {changed}" if changed else "dvc.yaml: up to date")
-        if write_plots(params):
-            print("dvc.yaml: plots rewritten for the pipelines")
-    if listed_plots() != dvc_plots(params):
-        raise CohirlError("dvc.yaml's plots differ from the pipelines' figures and curves; run `cohirl wiring --write`.")
-    drift = {name: (sorted(set(code_deps(b)) - set(listed_code_deps(b))), sorted(set(listed_code_deps(b)) - set(code_deps(b))))
-             for name, b in stage_bodies().items()}
-    for name, (absent, extra) in drift.items():
-        if absent or extra:
-            print(f"{name}: uses but does not list {absent}; lists but does not use {extra}")
+        print("dvc.yaml: regenerated" if write_dvc_yaml(params) else "dvc.yaml: up to date")
+        from cohirl.repro import rename_lock_entries
+
+        for old, new in rename_lock_entries(ROOT).items():
+            print(f"dvc.lock: {old} -> {new}")
     missing = {name: m for name, b in stage_bodies().items() if (m := missing_inputs(b))}
-    if missing or any(a or e for a, e in drift.values()):
-        raise CohirlError(f"dvc.yaml's dependencies differ from what the stages run ({sorted(missing) or 'code'}"
-                          f"{': ' + str(missing) if missing else ''}); run `cohirl wiring --write` (code) and add "
-                          "the params sections named.")
+    if missing:
+        raise CohirlError(f"cohirl/pipeline.yaml: stages use inputs they do not list: {missing}; add them to "
+                          "their deps/params.")
+    if (ROOT / "dvc.yaml").read_text() != render_dvc_yaml(params):
+        raise CohirlError("dvc.yaml differs from what cohirl/pipeline.yaml and params.yaml's pipelines make (code "
+                          "dependencies, stages or plots); run `cohirl wiring --write`.")
     print("dvc.yaml lists what every stage runs.")
 
 
@@ -111,6 +108,11 @@ def cmd_notebook(args: argparse.Namespace) -> None:
     from cohirl.stages.check import check_params_file
 
     check_params_file(Path("params.yaml"))  # a bad sweep stops at its first stage, naming what is wrong
+    if Path("params.yaml").exists():
+        from cohirl.config import read_params
+        from cohirl.wiring import check_dvc_yaml
+
+        check_dvc_yaml(read_params(Path("params.yaml")), Path("dvc.yaml"))
     out = run_notebook(args.name, parse_parameters(args.param), tag=args.tag, output=args.output)
     print(f"executed {args.name} -> {out}")
 

@@ -123,22 +123,39 @@ def read_pipeline(root: Path = Path(".")) -> Pipeline:
 
 
 def profile_stages(profile: str, root: Path = Path(".")) -> list[str]:
-    """The ``dvc.yaml`` stage names of one profile's pipeline (``<stage>@<profile>[-...]``)."""
-    import yaml
-
+    """The ``dvc.yaml`` stage names of one profile's pipeline (``<stage>-<profile>[-extra<i>][@...]``)."""
     from cohirl.config import read_params
+    from cohirl.wiring import profile_groups
 
     params = read_params(root / "params.yaml")
     if profile not in (params.get("pipelines") or []):
         raise CohirlError(f"profile {profile!r} has no pipeline in dvc.yaml (params.yaml pipelines: "
                           f"{params.get('pipelines')}); run `cohirl profile {profile}` first.")
-    names = []
-    for stage, body in yaml.safe_load((root / "dvc.yaml").read_text())["stages"].items():
-        kind = str(body.get("foreach", "")).removeprefix("${stage_items.").removesuffix("}")
-        for key in params["stage_items"].get(kind, {}):
-            if key == profile or key.startswith(f"{profile}-"):
-                names.append(f"{stage}@{key}")
-    return names
+    groups = set(profile_groups(params, profile))
+    return [name for name in read_pipeline(root).stages if name.split("@", 1)[0] in groups]
+
+
+def rename_lock_entries(root: Path) -> dict[str, str]:
+    """Carry ``dvc.lock`` entries over a stage rename: an entry whose stage ``dvc.yaml`` no longer defines
+    takes the name of the defined stage that runs the same command and has no entry (DVC would
+    otherwise rerun it, and ``prune_lock`` drop the old one). Returns {old: new}."""
+    import yaml
+
+    from cohirl.io import write_text
+
+    path = root / "dvc.lock"
+    if not path.exists():
+        return {}
+    lock = yaml.safe_load(path.read_text()) or {}
+    entries = lock.get("stages") or {}
+    stages = read_pipeline(root).stages
+    by_cmd = {info.cmd: name for name, info in stages.items() if name not in entries}
+    renamed = {old: by_cmd[entry.get("cmd")] for old, entry in entries.items()
+               if old not in stages and entry.get("cmd") in by_cmd}
+    if renamed:
+        lock["stages"] = {renamed.get(k, k): v for k, v in entries.items()}
+        write_text(yaml.safe_dump(lock, sort_keys=False), path)
+    return renamed
 
 
 def read_stage_graph(root: Path = Path(".")) -> StageGraph:
@@ -519,7 +536,13 @@ def repro(targets: Sequence[str] = (), jobs: int | None = None, force: bool = Fa
         check_authenticated(os.environ.get("RAY_ADDRESS", "").strip(), allow_unauthenticated)
     from cohirl.stages.check import check_params_file
 
-    check_params_file(root / "params.yaml")  # cohirl's own pipeline: a current header, settings that build
+    check_params_file(root / "params.yaml")  # cohirl's own pipeline: settings that build, dvc.yaml of its pipelines
+    if (root / "params.yaml").exists():
+        from cohirl.config import read_params
+        from cohirl.wiring import check_dvc_yaml
+
+        check_dvc_yaml(read_params(root / "params.yaml"), root / "dvc.yaml")
+        rename_lock_entries(root)
     if backend == "dvc":
         return _dvc_repro(targets, force, root, dvc)
     full = pipeline = read_pipeline(root)

@@ -209,13 +209,98 @@ def entry_closure(cmd: str) -> tuple[Closure, str]:
     return closure.run(), ""
 
 
-def stage_bodies(dvc_yaml: Path | None = None) -> dict[str, dict]:
-    """dvc.yaml's stage bodies (the ``do`` of a ``foreach`` stage)."""
-    return stage_bodies_from_text(Path(dvc_yaml or ROOT / "dvc.yaml").read_text())
+TEMPLATES = ROOT / "cohirl" / "pipeline.yaml"
+OVER = ("tasks", "runs", "profile")
+DVC_HEADER = """\
+# GENERATED from cohirl/pipeline.yaml (the stage templates) and params.yaml's `pipelines` by `cohirl
+# profile NAME` / `cohirl wiring --write`: edit those, not this file. One DVC matrix stage per template
+# and profile, over the profile's own lists (`<stage>-<profile>@<task>[-<method>-<seed>]`), writing under
+# data/<profile>/ and results/<profile>/; `cohirl repro --profile NAME` (or `PROFILE=NAME make
+# reproduce`) runs one profile's stages. Each stage's cohirl/ dependencies are derived from its command.
+"""
 
 
-def stage_bodies_from_text(text: str) -> dict[str, dict]:
-    return {name: body.get("do", body) for name, body in yaml.safe_load(text)["stages"].items()}
+def stage_bodies(templates: Path | None = None) -> dict[str, dict]:
+    """The stage templates (``cohirl/pipeline.yaml``), by stage kind."""
+    bodies = yaml.safe_load(Path(templates or TEMPLATES).read_text())
+    for name, body in bodies.items():
+        if body.get("over") not in OVER:
+            raise CohirlError(f"cohirl/pipeline.yaml stage {name!r}: 'over' must be one of {list(OVER)}.")
+    return bodies
+
+
+def _for_profile(node: object, profile: str) -> object:
+    if isinstance(node, str):
+        return node.replace("${item.profile}", profile)
+    if isinstance(node, list):
+        return [_for_profile(v, profile) for v in node]
+    if isinstance(node, dict):
+        return {_for_profile(k, profile): _for_profile(v, profile) for k, v in node.items()}
+    return node
+
+
+def profile_groups(params: dict, profile: str) -> dict[str, tuple[str, dict[str, object] | None]]:
+    """The dvc.yaml stage groups of one profile: name -> (stage kind, its ``matrix`` or None)."""
+    from cohirl.config import profile_section
+
+    section = profile_section(params, profile)
+    lists = {key: f"${{profiles.{profile}.{key}}}" for key in ("tasks", "methods", "seeds")}
+    groups: dict[str, tuple[str, dict[str, object] | None]] = {}
+    for kind, body in stage_bodies().items():
+        if body["over"] == "profile":
+            groups[f"{kind}-{profile}"] = (kind, None)
+        elif body["over"] == "tasks":
+            groups[f"{kind}-{profile}"] = (kind, {"task": lists["tasks"]})
+        else:
+            groups[f"{kind}-{profile}"] = (kind, {"task": lists["tasks"], "method": lists["methods"],
+                                                  "seed": lists["seeds"]})
+            for i, extra in enumerate(section.get("extra_runs") or []):
+                at = f"profiles.{profile}.extra_runs[{i}]"
+                groups[f"{kind}-{profile}-extra{i}"] = (kind, {
+                    "task": [f"${{{at}.task}}"], "method": f"${{{at}.methods}}",
+                    "seed": f"${{{at}.seeds}}" if "seeds" in extra else lists["seeds"]})
+    return groups
+
+
+def dvc_stages(params: dict) -> dict[str, dict]:
+    """dvc.yaml's ``stages``: every template for every profile in ``pipelines``, its code deps derived."""
+    bodies = stage_bodies()
+    stages: dict[str, dict] = {}
+    for profile in params.get("pipelines") or []:
+        for name, (kind, matrix) in profile_groups(params, profile).items():
+            body = {k: v for k, v in bodies[kind].items() if k != "over"}
+            body["deps"] = list(body.get("deps") or []) + code_deps(bodies[kind])
+            stages[name] = ({"matrix": matrix} if matrix else {}) | _for_profile(body, profile)  # type: ignore[operator]
+    return stages
+
+
+def render_dvc_yaml(params: dict) -> str:
+    text = yaml.safe_dump({"stages": dvc_stages(params)}, sort_keys=False, width=120)
+    return DVC_HEADER + text + "\n" + yaml.safe_dump({"plots": dvc_plots(params)}, sort_keys=False, width=120)
+
+
+def write_dvc_yaml(params: dict, dvc_yaml: Path | None = None) -> bool:
+    """Write dvc.yaml as ``render_dvc_yaml`` makes it (temporary file, then rename); returns whether it changed."""
+    path = Path(dvc_yaml or ROOT / "dvc.yaml")
+    text = render_dvc_yaml(params)
+    if path.exists() and path.read_text() == text:
+        return False
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(text)
+    tmp.replace(path)
+    return True
+
+
+def check_dvc_yaml(params: dict, dvc_yaml: Path) -> None:
+    """dvc.yaml's stage groups must be those of params.yaml's pipelines (cheap: no code deps derived)."""
+    if not dvc_yaml.exists():
+        return
+    listed = set((yaml.safe_load(dvc_yaml.read_text()) or {}).get("stages") or {})
+    wanted = {name for p in params.get("pipelines") or [] for name in profile_groups(params, p)}
+    if listed != wanted:
+        raise CohirlError(f"dvc.yaml's stages are not those of params.yaml's pipelines {params.get('pipelines')} "
+                          f"(missing {sorted(wanted - listed)}, extra {sorted(listed - wanted)}); run "
+                          f"`cohirl profile {params.get('profile')}` to regenerate it.")
 
 
 def _deps(stage: dict) -> list[str]:
@@ -245,11 +330,10 @@ def code_deps(stage: dict) -> list[str]:
 
 
 def missing_inputs(stage: dict) -> list[str]:
-    """Files and params sections a stage uses that its dvc.yaml entry does not list."""
+    """The notebook and params sections a stage template uses but does not list (its code dependencies
+    are derived and added when dvc.yaml is generated)."""
     closure, notebook = entry_closure(" ".join(stage["cmd"].split()))
-    deps = _deps(stage)
-    files = closure.files - NOT_REQUIRED | ({notebook} if notebook else set())
-    missing = sorted(p for p in files if not _covered(p, deps))
+    missing = [notebook] if notebook and not _covered(notebook, _deps(stage)) else []
     params = {p if isinstance(p, str) else next(iter(p)) for p in stage.get("params", [])}
     missing += sorted(f"params profiles.${{item.profile}}.{s}" for s in closure.sections
                       if f"profiles.${{item.profile}}.{s}" not in params)
@@ -258,32 +342,19 @@ def missing_inputs(stage: dict) -> list[str]:
     return missing
 
 
-def listed_code_deps(stage: dict) -> list[str]:
-    return [d for d in _deps(stage) if d.startswith("cohirl/")]
-
-
-STAGE_LINE = re.compile(r"^  (\w+):\s*$")
-CODE_DEP_LINE = re.compile(r"^(\s+)- cohirl/\S+\s*$")
-
-
 REPORT_FIGURES = ("learning_curves", "initial_drop", "demo_scaling", "critic_calibration")
 
 
 def dvc_plots(params: dict) -> list:
-    """dvc.yaml's top-level ``plots`` for the pipelines: each profile's report figures, and per task its
-    learning curves as data (``results/<p>/curves/<task>.csv``, written by the report: mean success
-    over seeds per method at each evaluation), so that ``dvc plots show`` and ``dvc plots diff <rev>
-    ...`` draw them for any revision or experiment."""
-    from cohirl.config import profile_section
-    from cohirl.stages.report import methods_by_task
-
+    """dvc.yaml's top-level ``plots`` for the pipelines: each profile's report figures, and its learning
+    curves as data (``results/<p>/curves/<task>/<method>.csv``, written by the report: mean success over
+    seeds at each evaluation), one chart per file, so that ``dvc plots show`` and ``dvc plots diff
+    <rev-or-exp> ...`` draw them for any revision or experiment, whatever tasks and methods it ran."""
     plots: list = []
     for name in params.get("pipelines") or []:
         plots += [f"results/{name}/figures/{figure}.png" for figure in REPORT_FIGURES]
-        for task, methods in methods_by_task(profile_section(params, name)).items():
-            plots.append({f"results/{name}/curves/{task}.csv": {
-                "x": "env_steps", "y": methods, "title": f"{name} / {task}: success rate (mean over seeds)",
-                "x_label": "env steps", "y_label": "success rate"}})
+        plots.append({f"results/{name}/curves": {"x": "env_steps", "y": "success_rate", "x_label": "env steps",
+                                                 "y_label": f"success rate ({name}, mean over seeds)"}})
     return plots
 
 
@@ -291,45 +362,22 @@ def listed_plots(dvc_yaml: Path | None = None) -> list:
     return yaml.safe_load(Path(dvc_yaml or ROOT / "dvc.yaml").read_text()).get("plots") or []
 
 
-def write_plots(params: dict, dvc_yaml: Path | None = None) -> bool:
-    """Replace dvc.yaml's top-level ``plots`` (its last section) by ``cohirl.config.dvc_plots``; returns
-    whether it changed."""
-    path = Path(dvc_yaml or ROOT / "dvc.yaml")
-    plots = dvc_plots(params)
-    if listed_plots(path) == plots:
-        return False
-    head, sep, _ = path.read_text().partition("\nplots:\n")
+def set_profile(name: str, params_file: Path, only: bool = False) -> dict:
+    """Make ``name`` the default profile of ``params_file`` and add its pipeline to ``pipelines`` (or make
+    it the only one); the header above the ``# ---- profiles`` marker is rewritten, its comments kept."""
+    from cohirl.config import profile_section, read_params
+
+    params = read_params(params_file)
+    profile_section(params, name)
+    pipelines = [name] if only else [p for p in params.get("pipelines") or [] if p in params["profiles"]]
+    if name not in pipelines:
+        pipelines.append(name)
+    head, sep, tail = params_file.read_text().partition("\n# ---- profiles")
     if not sep:
-        raise CohirlError(f"{path}: its top-level 'plots:' section must come last (it is generated).")
-    body = yaml.safe_dump({"plots": plots}, sort_keys=False, width=120)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(head + "\n" + body)
-    tmp.replace(path)
-    return True
-
-
-def write_code_deps(dvc_yaml: Path | None = None) -> list[str]:
-    """Rewrite each stage's ``cohirl/`` dependencies in dvc.yaml as ``code_deps`` derives them, in
-    place of the ones listed (comments and everything else untouched); returns the stages changed."""
-    path = Path(dvc_yaml or ROOT / "dvc.yaml")
-    bodies = stage_bodies(path)
-    lines, out, changed = path.read_text().splitlines(keepends=True), [], []
-    stage, written = None, False
-    for line in lines:
-        if (m := STAGE_LINE.match(line)) and m.group(1) in bodies:
-            stage, written = m.group(1), False
-        dep = CODE_DEP_LINE.match(line)
-        if dep and stage is not None:
-            if not written:
-                out += [f"{dep.group(1)}- {d}\n" for d in code_deps(bodies[stage])]
-                written = True
-            continue
-        out.append(line)
-    for name, body in stage_bodies_from_text("".join(out)).items():
-        if listed_code_deps(body) != listed_code_deps(bodies[name]):
-            changed.append(name)
-    if changed:
-        tmp = path.with_name(f".{path.name}.tmp")
-        tmp.write_text("".join(out))
-        tmp.replace(path)
-    return changed
+        raise CohirlError(f"{params_file}: missing the '# ---- profiles' marker line that separates the header.")
+    lines = [ln for ln in head.splitlines() if ln.startswith("#") or not ln.strip()]
+    body = yaml.safe_dump({"profile": name, "pipelines": pipelines}, sort_keys=False, default_flow_style=None)
+    tmp = params_file.with_name(f".{params_file.name}.tmp")
+    tmp.write_text("\n".join(lines).rstrip() + "\n" + body.rstrip() + "\n" + sep + tail)
+    tmp.replace(params_file)
+    return read_params(params_file)

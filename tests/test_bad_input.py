@@ -167,10 +167,10 @@ def test_an_output_location_that_cannot_be_written(project: Path, capsys: pytest
 
 def test_a_write_error_during_a_command_is_one_message(project: Path, capsys: pytest.CaptureFixture[str],
                                                         monkeypatch: pytest.MonkeyPatch) -> None:
-    import cohirl.config
+    import cohirl.wiring
 
     def disk_full(*_: object, **__: object) -> None:
         raise OSError(28, "No space left on device", "params.yaml")
 
-    monkeypatch.setattr(cohirl.config, "set_profile", disk_full)
+    monkeypatch.setattr(cohirl.wiring, "set_profile", disk_full)
     _fails(["profile", "quick"], capsys, "could not access params.yaml", "No space left on device", "free disk space")

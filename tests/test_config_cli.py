@@ -11,9 +11,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from cohirl.cli import main
-from cohirl.config import (check_matrix_in_sync, from_dict, profile_section, read_params, set_profile, stage_items,
+from cohirl.config import (from_dict, profile_section, read_params,
                            task_settings)
 from cohirl.errors import CohirlError
 from cohirl.stages import BaseStageConfig, DemoScalingConfig, EvalConfig
@@ -68,8 +69,10 @@ def test_per_task_settings_override_one_task_of_one_profile() -> None:
         task_settings(params, "finetune", "square", "effect")
 
 
-def test_active_profile_matrix_is_in_sync() -> None:
-    check_matrix_in_sync(read_params(ROOT / "params.yaml"))
+def test_dvc_yaml_has_the_stages_of_params_pipelines() -> None:
+    from cohirl.wiring import check_dvc_yaml
+
+    check_dvc_yaml(read_params(ROOT / "params.yaml"), ROOT / "dvc.yaml")
 
 
 @dataclass(frozen=True)
@@ -88,40 +91,48 @@ def test_from_dict_rejects_malformed_params() -> None:
 
 
 def test_set_profile_adds_a_pipeline_beside_the_others(tmp_path: Path) -> None:
+    from cohirl.wiring import check_dvc_yaml, profile_groups, set_profile, write_dvc_yaml
+
     path = tmp_path / "params.yaml"
     shutil.copy(ROOT / "params.yaml", path)
     before = read_params(path)
+    write_dvc_yaml(before, tmp_path / "dvc.yaml")
     params = set_profile("smoke", path)
     assert params["profile"] == "smoke" and params["pipelines"] == [*before["pipelines"], "smoke"]
-    check_matrix_in_sync(params)
-    items = params["stage_items"]
+    assert {k: v for k, v in params.items() if k not in ("profile", "pipelines")} == \
+        {k: v for k, v in before.items() if k not in ("profile", "pipelines")}
+    with pytest.raises(CohirlError, match="cohirl profile smoke"):  # dvc.yaml not regenerated yet
+        check_dvc_yaml(params, tmp_path / "dvc.yaml")
+    write_dvc_yaml(params, tmp_path / "dvc.yaml")
+    check_dvc_yaml(params, tmp_path / "dvc.yaml")
+    stages = yaml.safe_load((tmp_path / "dvc.yaml").read_text())["stages"]
     for name in before["pipelines"]:  # the other pipelines' stages are kept as they were
-        assert {k: v for k, v in items["runs"].items() if v["profile"] == name} == \
-            {k: v for k, v in before["stage_items"]["runs"].items() if v["profile"] == name}
-    smoke = params["profiles"]["smoke"]
-    assert [v["task"] for k, v in items["tasks"].items() if k.startswith("smoke-")] == smoke["tasks"]
-    assert len([k for k in items["runs"] if k.startswith("smoke-")]) == \
-        len(smoke["tasks"]) * len(smoke["methods"]) * len(smoke["seeds"])
-    assert "# ---- profiles" in path.read_text()
+        old = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]
+        assert {k: stages[k] for k in profile_groups(before, name)} == {k: old[k] for k in profile_groups(before, name)}
+    assert stages["demos-smoke"]["matrix"] == {"task": "${profiles.smoke.tasks}"}
+    text = path.read_text()
+    assert "# ---- profiles" in text and text.index("pipelines:") < text.index("# ---- profiles")
     assert set_profile("smoke", path, only=True)["pipelines"] == ["smoke"]
     with pytest.raises(CohirlError, match="unknown profile"):
         set_profile("huge", path)
 
 
-def test_extra_runs_add_ablations_on_one_task_and_a_stale_header_is_refused(tmp_path: Path) -> None:
-    path = tmp_path / "params.yaml"
-    shutil.copy(ROOT / "params.yaml", path)
-    params = read_params(path)
+def test_extra_runs_add_ablations_on_one_task_and_repeats_are_refused(tmp_path: Path) -> None:
+    from cohirl.config import profile_runs
+    from cohirl.stages.check import check_profile
+
+    params = read_params(ROOT / "params.yaml")
     section = params["profiles"]["smoke"]
     section["extra_runs"] = [{"task": section["tasks"][0], "methods": ["csil_residual_no_refine"], "seeds": [0, 1]}]
-    runs = stage_items(params, ["smoke"])["runs"]
-    assert {"smoke-pick_place-csil_residual_no_refine-0", "smoke-pick_place-csil_residual_no_refine-1"} <= set(runs)
-    params["profiles"][params["profile"]]["seeds"] = [0, 1, 2]  # edited without regenerating the header
-    with pytest.raises(CohirlError, match="cohirl profile"):
-        check_matrix_in_sync(params)
-    section["extra_runs"] = [{"task": "square", "methods": ["csil_residual"]}]
+    assert {("pick_place", "csil_residual_no_refine", 0), ("pick_place", "csil_residual_no_refine", 1)} <= \
+        set(profile_runs(section))
+    check_profile("smoke", params)
+    section["extra_runs"] = [{"task": "pick_place", "methods": ["csil_residual"]}]  # already in methods: two stages
+    with pytest.raises(CohirlError, match="repeats runs of the profile's methods \\['csil_residual'\\]"):
+        check_profile("smoke", params)
+    section["extra_runs"] = [{"task": "square", "methods": ["csil_residual_no_refine"]}]
     with pytest.raises(CohirlError, match="not one of the profile's tasks"):
-        stage_items(params, ["smoke"])
+        check_profile("smoke", params)
 
 
 def test_cli_errors_name_the_problem(capsys: pytest.CaptureFixture[str]) -> None:
@@ -162,12 +173,12 @@ def test_each_profile_has_its_own_stages_and_paths() -> None:
     names = {p: profile_stages(p, ROOT) for p in params["pipelines"]}
     for profile, stages in names.items():
         section = profile_section(params, profile)
-        assert f"report@{profile}" in stages
-        assert {f"demos@{profile}-{t}" for t in section["tasks"]} <= set(stages)
-        assert all(f"@{profile}" in s for s in stages)
+        assert f"report-{profile}" in stages
+        assert {f"demos-{profile}@{t}" for t in section["tasks"]} <= set(stages)
+        assert all(s.split("@")[0].split("-")[1] == profile for s in stages)
     assert not set.intersection(*map(set, names.values())) if len(names) > 1 else True
     dvc = (ROOT / "dvc.yaml").read_text()
-    assert "data/${item.profile}/" in dvc and "results/${item.profile}/" in dvc
+    assert all(f"data/{p}/" in dvc and f"results/{p}/" in dvc for p in names)
     with pytest.raises(CohirlError, match="cohirl profile smoke"):
         profile_stages("smoke", ROOT)  # defined, but its pipeline is not in dvc.yaml
 
@@ -200,3 +211,13 @@ def test_a_bad_sweep_stops_at_the_first_stage_command_naming_what_is_wrong(tmp_p
     assert proc.returncode == 2, proc.stdout + proc.stderr
     assert named in proc.stderr and proc.stderr.count("\n") <= 3, proc.stderr
     assert not (tmp_path / "results").exists()  # nothing ran, nothing half-written
+
+
+def test_every_registered_task_has_a_task_params_entry() -> None:
+    # Each stage lists `task_params.<task>` among its DVC params, and DVC refuses a missing key: an entry
+    # (`{}` for the defaults) is what lets any registered task be named in a profile or a sweep.
+    from cohirl.envs import list_tasks
+
+    entries = read_params(ROOT / "params.yaml")["task_params"]
+    assert sorted(t.name for t in list_tasks() if t.name not in entries) == [], "add `<task>: {}` under task_params"
+    assert entries["hammer"] == {}

@@ -1,6 +1,8 @@
 """dvc.yaml must list every `cohirl` file and params section a stage uses, so DVC reruns it when they
-change, and its code dependencies must be the derived ones (``cohirl wiring --write``), so that a
-change reruns only the stages that run the changed code. The derivation lives in ``cohirl.wiring``.
+change, and its code dependencies must be the derived ones, so that a change reruns only the stages
+that run the changed code. dvc.yaml is generated (``cohirl wiring --write``) from the stage templates
+in ``cohirl/pipeline.yaml`` and params.yaml's pipelines: one DVC matrix stage per template and profile,
+over the profile's own lists. The derivation lives in ``cohirl.wiring``.
 """
 
 from __future__ import annotations
@@ -9,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from cohirl.wiring import code_deps, entry_closure, listed_code_deps, missing_inputs, stage_bodies, write_code_deps
+from cohirl.wiring import code_deps, dvc_stages, entry_closure, missing_inputs, render_dvc_yaml, stage_bodies
 
 
 def _stages() -> dict[str, dict]:
@@ -35,16 +37,35 @@ def test_closure_is_by_function_not_by_module() -> None:
 
 def test_a_dropped_dependency_or_params_section_is_found() -> None:
     stage = dict(_stages()["base"])
-    stage["deps"] = [d for d in stage["deps"] if d != "cohirl/stages/base.py"]
+    stage["deps"] = [d for d in stage["deps"] if d != "notebooks/02_base_policy.py"]
     stage["params"] = [p for p in stage["params"] if p != "profiles.${item.profile}.eval"]
-    assert missing_inputs(stage) == ["cohirl/stages/base.py", "params profiles.${item.profile}.eval"]
+    assert missing_inputs(stage) == ["notebooks/02_base_policy.py", "params profiles.${item.profile}.eval"]
 
 
-@pytest.mark.parametrize("name", sorted(_stages()))
-def test_stage_code_dependencies_are_the_derived_ones(name: str) -> None:
-    stage = _stages()[name]
-    assert listed_code_deps(stage) == code_deps(stage), (
-        f"dvc.yaml stage {name!r} lists other code dependencies than it runs: run `cohirl wiring --write`")
+def test_dvc_yaml_is_the_one_generated_from_the_templates_and_pipelines() -> None:
+    from cohirl.config import read_params
+    from cohirl.wiring import ROOT
+
+    assert (ROOT / "dvc.yaml").read_text() == render_dvc_yaml(read_params(ROOT / "params.yaml")), (
+        "dvc.yaml differs from what cohirl/pipeline.yaml and params.yaml's pipelines make: run `cohirl wiring --write`")
+
+
+def test_each_profile_gets_matrix_stages_over_its_own_lists_with_the_derived_code_deps() -> None:
+    params = {"pipelines": ["p"], "profiles": {"p": {"tasks": ["square"], "methods": ["csil_residual"], "seeds": [0],
+                                                     "extra_runs": [{"task": "square", "methods": ["csil_magic"]}]}}}
+    stages = dvc_stages(params)
+    assert set(stages) == {f"{kind}-p" for kind in _stages()} | {"finetune-p-extra0"}
+    assert stages["demos-p"]["matrix"] == {"task": "${profiles.p.tasks}"}
+    assert stages["finetune-p"]["matrix"] == {"task": "${profiles.p.tasks}", "method": "${profiles.p.methods}",
+                                              "seed": "${profiles.p.seeds}"}
+    assert stages["finetune-p-extra0"]["matrix"] == {"task": ["${profiles.p.extra_runs[0].task}"],
+                                                     "method": "${profiles.p.extra_runs[0].methods}",
+                                                     "seed": "${profiles.p.seeds}"}
+    assert "matrix" not in stages["report-p"] and "${item.profile}" not in str(stages)
+    for name, body in stages.items():
+        template = _stages()[name.split("-")[0]]
+        assert [d for d in body["deps"] if d.startswith("cohirl/")] == code_deps(template), name
+        assert body["cmd"] == template["cmd"].replace("${item.profile}", "p")
 
 
 def test_report_and_finetuning_do_not_share_their_stage_modules() -> None:
@@ -54,19 +75,6 @@ def test_report_and_finetuning_do_not_share_their_stage_modules() -> None:
     assert not any(d.startswith(("cohirl/training", "cohirl/csil", "cohirl/envs")) for d in report)
 
 
-def test_writing_the_derived_dependencies_keeps_everything_else(tmp_path: Path) -> None:
-    from cohirl.wiring import ROOT
-
-    text = (ROOT / "dvc.yaml").read_text()
-    drifted = text.replace("      - cohirl/stages/report.py\n", "", 1).replace(
-        "      - cohirl/report\n", "      - cohirl/report\n      - cohirl/repro.py\n", 1)
-    path = tmp_path / "dvc.yaml"
-    path.write_text(drifted)
-    assert write_code_deps(path) == ["report"]
-    assert path.read_text() == text  # comments, order and every other line as they were
-    assert write_code_deps(path) == []
-
-
 def test_plots_are_the_pipelines_figures_and_curves() -> None:
     from cohirl.config import read_params
     from cohirl.wiring import dvc_plots, listed_plots
@@ -74,10 +82,8 @@ def test_plots_are_the_pipelines_figures_and_curves() -> None:
     plots = listed_plots()
     assert plots == dvc_plots(read_params()), "run `cohirl wiring --write`"
     curves = {key: props for entry in plots if isinstance(entry, dict) for key, props in entry.items()}
-    assert curves["results/effect/curves/peg_insert_side.csv"]["y"] == [  # the ablations run on this task only
-        "csil_ensemble", "csil_residual", "sparse_residual", "csil_residual_no_critic_pretrain",
-        "csil_residual_no_refine"]
-    assert curves["results/effect/curves/square.csv"]["y"] == ["csil_ensemble", "csil_residual", "sparse_residual"]
+    assert set(curves) == {"results/quick/curves", "results/effect/curves"}  # a folder: any task, any method
+    assert curves["results/effect/curves"]["x"] == "env_steps" and curves["results/effect/curves"]["y"] == "success_rate"
 
 
 def test_dvc_plots_diff_draws_two_revisions_of_the_curves_the_report_writes(tmp_path: Path) -> None:
@@ -88,32 +94,38 @@ def test_dvc_plots_diff_draws_two_revisions_of_the_curves_the_report_writes(tmp_
     import pandas as pd
     import yaml
 
-    from cohirl.report.tables import curves_wide
-    from cohirl.wiring import write_plots
+    from cohirl.report.tables import learning_curve
+    from cohirl.wiring import write_dvc_yaml
 
     dvc = str(Path(sys.executable).parent / "dvc")
     params = {"pipelines": ["p"], "profiles": {"p": {"tasks": ["square"], "methods": ["csil_residual", "sparse_residual"],
                                                      "seeds": [0, 1]}}}
-    (tmp_path / "dvc.yaml").write_text("stages: {}\n\nplots:\n- placeholder.png\n")
-    assert write_plots(params, tmp_path / "dvc.yaml") and not write_plots(params, tmp_path / "dvc.yaml")
-    assert yaml.safe_load((tmp_path / "dvc.yaml").read_text())["plots"][-1]["results/p/curves/square.csv"]["y"] == [
-        "csil_residual", "sparse_residual"]
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))  # dvc.yaml's matrices read it
+    assert write_dvc_yaml(params, tmp_path / "dvc.yaml") and not write_dvc_yaml(params, tmp_path / "dvc.yaml")
 
     def evals(late: float) -> pd.DataFrame:
         return pd.DataFrame([{"task": "square", "method": m, "seed": s, "env_steps": t, "success_rate": r + 0.1 * s}
                              for m, rates in (("csil_residual", (0.5, late)), ("sparse_residual", (0.5, 0.2)))
                              for s in (0, 1) for t, r in zip((0, 600), rates)])
 
-    curve = tmp_path / "results/p/curves/square.csv"
-    curve.parent.mkdir(parents=True)
-    curves_wide(evals(0.6), "square", ["csil_residual", "sparse_residual"]).to_csv(curve, index=False)
+    def write(late: float) -> None:
+        for method in ("csil_residual", "sparse_residual"):
+            curve = tmp_path / f"results/p/curves/square/{method}.csv"
+            curve.parent.mkdir(parents=True, exist_ok=True)
+            learning_curve(evals(late), "square", method).to_csv(curve, index=False)
+
+    write(0.6)
     run = dict(cwd=tmp_path, check=True, capture_output=True, text=True)
     for cmd in (["git", "init", "-q"], [dvc, "init", "-q"], ["git", "add", "-A"],
                 ["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "a"]):
         subprocess.run(cmd, **run)
-    curves_wide(evals(0.8), "square", ["csil_residual", "sparse_residual"]).to_csv(curve, index=False)
+    write(0.8)
     out = json.loads(subprocess.run([dvc, "plots", "diff", "HEAD", "--json"], **run).stdout)
-    values = out["data"]["results/p/curves/square.csv"][0]["content"]["data"]["values"]
-    final = {(v["rev"], v["field"]): float(v["dvc_inferred_y_value"]) for v in values if v["env_steps"] == "600"}
-    assert final == {("HEAD", "csil_residual"): pytest.approx(0.65), ("workspace", "csil_residual"): pytest.approx(0.85),
-                     ("HEAD", "sparse_residual"): pytest.approx(0.25), ("workspace", "sparse_residual"): pytest.approx(0.25)}
+    assert not [e for e in out.get("errors") or [] if "/curves/" in e["name"]], out["errors"]  # (no figures here)
+    final = {(path.rsplit("/", 1)[1], v["rev"]): float(v["success_rate"]) for path, charts in out["data"].items()
+             if path.startswith("results/p/curves/") for v in charts[0]["content"]["data"]["values"]
+             if v["env_steps"] == "600"}
+    assert final == {("csil_residual.csv", "HEAD"): pytest.approx(0.65),
+                     ("csil_residual.csv", "workspace"): pytest.approx(0.85),
+                     ("sparse_residual.csv", "HEAD"): pytest.approx(0.25),
+                     ("sparse_residual.csv", "workspace"): pytest.approx(0.25)}

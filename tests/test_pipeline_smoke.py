@@ -58,7 +58,7 @@ def test_task_parameter_invalidates_only_that_task(smoke_repo: Path) -> None:
         params["task_params"]["pick_place"]["demos"]["noise"]["pos_sigma"] = 0.25
         params_path.write_text(yaml.safe_dump(params, sort_keys=False))
         status = _run(["dvc", "status"], smoke_repo)
-        assert "demos@smoke-pick_place" in status and re.search(r"modified:\s+task_params\.pick_place", status)
+        assert "demos-smoke@pick_place" in status and re.search(r"modified:\s+task_params\.pick_place", status)
         assert "report" not in status  # downstream only through its inputs, once they change
     finally:
         params_path.write_text(original)

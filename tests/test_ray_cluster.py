@@ -31,7 +31,7 @@ def _kill_a_finetuning_worker(scratch: Path, driver: subprocess.Popen, timeout_s
     """Wait for a finetuning stage's first checkpoint in its scratch copy, then kill -9 its worker."""
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline and driver.poll() is None:
-        for ckpt in sorted(scratch.glob("finetune_*/data/*/checkpoints/*/*/*/checkpoint.pt")):
+        for ckpt in sorted(scratch.glob("finetune-*/data/*/checkpoints/*/*/*/checkpoint.pt")):
             work = ckpt.parents[6]
             pid = int((work / WORKER_PID_FILE).read_text())
             os.kill(pid, signal.SIGKILL)
@@ -75,7 +75,7 @@ def test_smoke_on_two_loopback_nodes_survives_a_killed_worker_and_matches_dvc_re
     assert len({row["node_id"] for row in ran}) == 2, "the stages should have used both nodes"
     stage = next(name for name in summary if killed.startswith(name.replace("@", "_")))
     assert summary[stage]["attempt"] == "2", (killed, summary[stage])
-    executed = repo / "results/executed" / f"04_finetune-{stage.split('@', 1)[1]}.ipynb"
+    executed = repo / "results/executed" / f"04_finetune-smoke-{stage.split('@', 1)[1]}.ipynb"
     assert "from its checkpoint at env step" in executed.read_text(), "the retried run should have resumed"
 
     for pattern in ROWS:

@@ -256,3 +256,24 @@ def test_lock_entries_of_stages_no_longer_defined_are_dropped(tmp_path: Path) ->
     kept = yaml.safe_load((tmp_path / "dvc.lock").read_text())
     assert kept == {"schema": "2.0", "stages": {"demos@quick-square": {"cmd": "a"}}}
     assert not list(tmp_path.glob(".*.tmp"))
+
+
+def test_a_renamed_stage_keeps_its_lock_entry_and_dvc_reruns_nothing(tmp_path: Path) -> None:
+    # foreach stages `make@p-<x>` became matrix stages `make-p@<x>`: same commands, deps and outputs.
+    from cohirl.repro import rename_lock_entries
+
+    cmd = "python -c \"import sys; open(sys.argv[1], 'w').write(sys.argv[1])\" out-${item.x}"
+    root = _project(tmp_path, {"stages": {"make": {"foreach": {"p-a": {"x": "a"}, "p-b": {"x": "b"}},
+                                                   "do": {"cmd": cmd, "outs": ["out-${item.x}"]}}}})
+    subprocess.run(["dvc", "repro", "-q"], cwd=root, check=True, env=tool_env())
+    lock = yaml.safe_load((root / "dvc.lock").read_text())["stages"]
+    lock["gone@p-c"] = {"cmd": "echo c"}  # a stage removed, not renamed: left for prune_lock
+    (root / "dvc.lock").write_text(yaml.safe_dump({"schema": "2.0", "stages": lock}, sort_keys=False))
+    (root / "params.yaml").write_text("xs: [a, b]\n")
+    (root / "dvc.yaml").write_text(yaml.safe_dump({"stages": {"make-p": {
+        "matrix": {"x": "${xs}"}, "cmd": cmd, "outs": ["out-${item.x}"]}}}))
+    assert rename_lock_entries(root) == {"make@p-a": "make-p@a", "make@p-b": "make-p@b"}
+    assert set(yaml.safe_load((root / "dvc.lock").read_text())["stages"]) == {"make-p@a", "make-p@b", "gone@p-c"}
+    assert rename_lock_entries(root) == {}
+    status = subprocess.run(["dvc", "status", "make-p"], cwd=root, capture_output=True, text=True, env=tool_env())
+    assert "up to date" in status.stdout, status.stdout + status.stderr

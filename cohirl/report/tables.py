@@ -65,12 +65,11 @@ def main_table(evals: pd.DataFrame, base: pd.DataFrame, methods: Sequence[str]) 
     return pd.DataFrame(rows)
 
 
-def curves_wide(evals: pd.DataFrame, task: str, methods: Sequence[str]) -> pd.DataFrame:
-    """One task's learning curves as DVC plots read them: ``env_steps`` and one column per method run
-    on the task (mean success over seeds at each evaluation point)."""
-    rows = evals[evals.task == task]
-    wide = rows.groupby(["env_steps", "method"]).success_rate.mean().unstack("method")
-    return wide.reindex(columns=list(methods)).reset_index().rename_axis(columns=None)
+def learning_curve(evals: pd.DataFrame, task: str, method: str) -> pd.DataFrame:
+    """One method's learning curve on one task as DVC plots read it: ``env_steps`` and ``success_rate``
+    (mean over seeds at each evaluation point)."""
+    rows = evals[(evals.task == task) & (evals.method == method)]
+    return rows.groupby("env_steps").success_rate.mean().reset_index()
 
 
 def format_cells(table: pd.DataFrame) -> pd.DataFrame:

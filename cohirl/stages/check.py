@@ -6,8 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from cohirl.config import (MATRIX_KEYS, check_matrix_in_sync, from_dict, profile_runs, profile_section, read_params,
-                           task_settings)
+from cohirl.config import MATRIX_KEYS, from_dict, profile_runs, profile_section, read_params, task_settings
 from cohirl.errors import CohirlError
 
 SECTION_KEYS = ("demos", "base", "demo_scaling", "finetune", "eval")
@@ -35,6 +34,12 @@ def check_profile(profile: str, params: dict[str, Any] | None = None) -> dict[st
     if unknown := sorted(set(section) - set(PROFILE_KEYS)):
         raise CohirlError(f"params profiles.{profile}: unknown keys {unknown}; valid: {sorted(PROFILE_KEYS)}.")
     runs = profile_runs(section)
+    main = {(t, m, int(s)) for t in section["tasks"] for m in section["methods"] for s in section["seeds"]}
+    for i, extra in enumerate(section.get("extra_runs") or []):
+        if twice := sorted(m for m in extra.get("methods") or [] for s in extra.get("seeds", section["seeds"])
+                           if (extra.get("task"), m, int(s)) in main):
+            raise CohirlError(f"params profiles.{profile}.extra_runs[{i}] repeats runs of the profile's methods "
+                              f"{sorted(set(twice))} on {extra.get('task')!r}: list only methods not in methods.")
     if unknown := sorted({m for _, m, _ in runs} - set(METHODS)):
         raise CohirlError(f"params profiles.{profile}: unknown methods {unknown}; known: {sorted(METHODS)}.")
     built: dict[str, dict[str, Any]] = {}
@@ -46,13 +51,14 @@ def check_profile(profile: str, params: dict[str, Any] | None = None) -> dict[st
 
 
 def check_params_file(path: Path) -> None:
-    """Every pipeline of ``path`` (when it exists: cohirl's own project) must have a current header and
-    settings that build, before any stage starts: ``cohirl repro`` checks it before submitting, and
+    """Every pipeline of ``path`` (when it exists: cohirl's own project) must have settings that build,
+    before any stage starts: ``cohirl repro`` checks it before submitting, and
     every stage command (``cohirl notebook``) before it runs, so that a sweep (``dvc exp run -S ...``)
     naming an unknown task, method or key stops at once with one message naming it."""
     if not path.exists():
         return
     params = read_params(path)
-    for profile in params.get("pipelines") or []:  # first: what a sweep's -S names, then the header
+    for name in [params.get("profile"), *(params.get("pipelines") or [])]:
+        profile_section(params, name)  # the header names profiles that exist
+    for profile in params.get("pipelines") or []:  # what a sweep's -S names
         check_profile(profile, params)
-    check_matrix_in_sync(params)

@@ -68,7 +68,8 @@ def run_report(rows_dir: Path | None = None, out_tables: Path | None = None, out
 
     save(figures.learning_curves(evals, base, methods), "learning_curves")
     for task, run_here in methods_by_task(section).items():  # the data of dvc.yaml's plots (`dvc plots diff`)
-        write_csv(tables.curves_wide(evals, task, run_here), rows / "curves" / f"{task}.csv")
+        for method in run_here:
+            write_csv(tables.learning_curve(evals, task, method), rows / "curves" / task / f"{method}.csv")
     main = tables.main_table(evals, base, methods)
     write_csv(main, out_t / "main_table.csv")
     wide = tables.format_cells(main)

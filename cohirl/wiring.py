@@ -347,14 +347,15 @@ REPORT_FIGURES = ("learning_curves", "initial_drop", "demo_scaling", "critic_cal
 
 def dvc_plots(params: dict) -> list:
     """dvc.yaml's top-level ``plots`` for the pipelines: each profile's report figures, and its learning
-    curves as data (``results/<p>/curves/<task>/<method>.csv``, written by the report: mean success over
-    seeds at each evaluation), one chart per file, so that ``dvc plots show`` and ``dvc plots diff
-    <rev-or-exp> ...`` draw them for any revision or experiment, whatever tasks and methods it ran."""
+    curves as the report logs them through dvclive (``results/<p>/live/plots/metrics/<task>/<method>.tsv``,
+    mean success over seeds at each evaluation, and ``seeds/<task>/<method>/seed_<s>.tsv``), one chart
+    per file, so that ``dvc plots show`` and ``dvc plots diff <rev-or-exp> ...`` draw them for any
+    revision or experiment, whatever tasks and methods it ran."""
     plots: list = []
     for name in params.get("pipelines") or []:
         plots += [f"results/{name}/figures/{figure}.png" for figure in REPORT_FIGURES]
-        plots.append({f"results/{name}/curves": {"x": "env_steps", "y": "success_rate", "x_label": "env steps",
-                                                 "y_label": f"success rate ({name}, mean over seeds)"}})
+        plots.append({f"results/{name}/live/plots/metrics": {"x": "step", "x_label": "env steps",
+                                                              "y_label": f"success rate ({name})"}})
     return plots
 
 

@@ -75,7 +75,8 @@ def test_params_that_are_not_yaml(project: Path, capsys: pytest.CaptureFixture[s
     ("env_steps", "many", ("finetune", "env_steps", "expected int")),
     ("env_stepz", 100, ("unknown keys ['env_stepz']",)),
     ("env_steps", -5, ("env_steps", "-5")),
-], ids=["wrong-type", "unknown-key", "negative-budget"])
+    ("eval_episodes", 0, ("must be positive", "eval_episodes=0")),
+], ids=["wrong-type", "unknown-key", "negative-budget", "zero-eval-episodes"])
 def test_malformed_finetune_params(project: Path, capsys: pytest.CaptureFixture[str], key: str, value: object,
                                    needles: tuple[str, ...]) -> None:
     _edit(project, lambda p: p["profiles"]["smoke"]["finetune"].__setitem__(key, value))
@@ -174,3 +175,26 @@ def test_a_write_error_during_a_command_is_one_message(project: Path, capsys: py
 
     monkeypatch.setattr(cohirl.wiring, "set_profile", disk_full)
     _fails(["profile", "quick"], capsys, "could not access params.yaml", "No space left on device", "free disk space")
+
+
+def test_zero_evaluation_episodes_stop_the_stage_notebooks_before_they_run(project: Path,
+                                                                          capsys: pytest.CaptureFixture[str]) -> None:
+    _edit(project, lambda p: p["profiles"]["smoke"]["eval"].__setitem__("n_episodes", 0))
+    _fails(["notebook", "02_base_policy", "--tag", "smoke-pick_place", "-p", "task=pick_place", "-p", "profile=smoke"],
+           capsys, "profiles.smoke.eval", "n_episodes", ">= 1")
+    _no_outputs(project)
+
+
+def test_nan_in_demonstration_actions_is_named_before_training(project: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    import numpy as np
+
+    from cohirl.demos.dataset import write_dataset
+    from cohirl.envs import get_spec
+    from conftest import make_episodes
+
+    spec = get_spec("pick_place")
+    episodes = make_episodes(4, spec=spec)
+    episodes[1].action[3, 0] = np.nan
+    write_dataset(episodes, project / "data/smoke/demos/pick_place", spec, provenance={"seed": 0})
+    _fails(["demo-scaling", "--task", "pick_place"], capsys, "NaN", "demonstration")
+    assert not (project / "data/smoke/demo_scaling").exists() and not (project / "results").exists()

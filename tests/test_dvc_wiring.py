@@ -82,11 +82,12 @@ def test_plots_are_the_pipelines_figures_and_curves() -> None:
     plots = listed_plots()
     assert plots == dvc_plots(read_params()), "run `cohirl wiring --write`"
     curves = {key: props for entry in plots if isinstance(entry, dict) for key, props in entry.items()}
-    assert set(curves) == {"results/quick/curves", "results/effect/curves"}  # a folder: any task, any method
-    assert curves["results/effect/curves"]["x"] == "env_steps" and curves["results/effect/curves"]["y"] == "success_rate"
+    # a folder: any task, any method, without regenerating dvc.yaml
+    assert set(curves) == {"results/quick/live/plots/metrics", "results/effect/live/plots/metrics"}
+    assert curves["results/effect/live/plots/metrics"]["x"] == "step"
 
 
-def test_dvc_plots_diff_draws_two_revisions_of_the_curves_the_report_writes(tmp_path: Path) -> None:
+def test_dvc_plots_diff_draws_two_revisions_of_the_curves_the_report_logs(tmp_path: Path) -> None:
     import json
     import subprocess
     import sys
@@ -94,7 +95,7 @@ def test_dvc_plots_diff_draws_two_revisions_of_the_curves_the_report_writes(tmp_
     import pandas as pd
     import yaml
 
-    from cohirl.report.tables import learning_curve
+    from cohirl.report.live import write_live
     from cohirl.wiring import write_dvc_yaml
 
     dvc = str(Path(sys.executable).parent / "dvc")
@@ -108,24 +109,35 @@ def test_dvc_plots_diff_draws_two_revisions_of_the_curves_the_report_writes(tmp_
                              for m, rates in (("csil_residual", (0.5, late)), ("sparse_residual", (0.5, 0.2)))
                              for s in (0, 1) for t, r in zip((0, 600), rates)])
 
-    def write(late: float) -> None:
-        for method in ("csil_residual", "sparse_residual"):
-            curve = tmp_path / f"results/p/curves/square/{method}.csv"
-            curve.parent.mkdir(parents=True, exist_ok=True)
-            learning_curve(evals(late), "square", method).to_csv(curve, index=False)
-
-    write(0.6)
+    runs = {"square": ["csil_residual", "sparse_residual"]}
+    live = tmp_path / "results/p/live"
+    write_live(evals(0.6), runs, live)
+    first = {p.relative_to(live): p.read_bytes() for p in sorted(live.rglob("*")) if p.is_file()}
+    write_live(evals(0.6), runs, live)  # the same rows: the same bytes (no timestamps)
+    assert {p.relative_to(live): p.read_bytes() for p in sorted(live.rglob("*")) if p.is_file()} == first
+    assert json.loads((live / "metrics.json").read_text()) == {
+        "square": {"csil_residual": 0.65, "sparse_residual": 0.25}, "step": 600,
+        "seeds": {"square": {"csil_residual": {"seed_0": 0.6, "seed_1": 0.7},
+                             "sparse_residual": {"seed_0": 0.2, "seed_1": 0.3}}}}
     run = dict(cwd=tmp_path, check=True, capture_output=True, text=True)
     for cmd in (["git", "init", "-q"], [dvc, "init", "-q"], ["git", "add", "-A"],
                 ["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "a"]):
         subprocess.run(cmd, **run)
-    write(0.8)
+    write_live(evals(0.8), runs, live)
     out = json.loads(subprocess.run([dvc, "plots", "diff", "HEAD", "--json"], **run).stdout)
-    assert not [e for e in out.get("errors") or [] if "/curves/" in e["name"]], out["errors"]  # (no figures here)
-    final = {(path.rsplit("/", 1)[1], v["rev"]): float(v["success_rate"]) for path, charts in out["data"].items()
-             if path.startswith("results/p/curves/") for v in charts[0]["content"]["data"]["values"]
-             if v["env_steps"] == "600"}
-    assert final == {("csil_residual.csv", "HEAD"): pytest.approx(0.65),
-                     ("csil_residual.csv", "workspace"): pytest.approx(0.85),
-                     ("sparse_residual.csv", "HEAD"): pytest.approx(0.25),
-                     ("sparse_residual.csv", "workspace"): pytest.approx(0.25)}
+    assert not [e for e in out.get("errors") or [] if "/live/" in e["name"]], out["errors"]  # (no figures here)
+    final = {(path.split("metrics/", 1)[1], v["rev"]): float(v[Path(path).stem])  # y: the file's value column
+             for path, charts in out["data"].items() if "/live/" in path
+             for v in charts[0]["content"]["data"]["values"] if v["step"] == "600"}
+    assert final == {("square/csil_residual.tsv", "HEAD"): pytest.approx(0.65),
+                     ("square/csil_residual.tsv", "workspace"): pytest.approx(0.85),
+                     ("square/sparse_residual.tsv", "HEAD"): pytest.approx(0.25),
+                     ("square/sparse_residual.tsv", "workspace"): pytest.approx(0.25),
+                     ("seeds/square/csil_residual/seed_1.tsv", "HEAD"): pytest.approx(0.7),
+                     ("seeds/square/csil_residual/seed_1.tsv", "workspace"): pytest.approx(0.9),
+                     ("seeds/square/csil_residual/seed_0.tsv", "HEAD"): pytest.approx(0.6),
+                     ("seeds/square/csil_residual/seed_0.tsv", "workspace"): pytest.approx(0.8),
+                     ("seeds/square/sparse_residual/seed_0.tsv", "HEAD"): pytest.approx(0.2),
+                     ("seeds/square/sparse_residual/seed_0.tsv", "workspace"): pytest.approx(0.2),
+                     ("seeds/square/sparse_residual/seed_1.tsv", "HEAD"): pytest.approx(0.3),
+                     ("seeds/square/sparse_residual/seed_1.tsv", "workspace"): pytest.approx(0.3)}

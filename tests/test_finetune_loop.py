@@ -409,3 +409,14 @@ def test_the_env_worker_is_used_only_where_the_stage_has_a_second_cpu(monkeypatc
     monkeypatch.setenv("COHIRL_ENV_PROCESS", "yes")
     with pytest.raises(CohirlError, match=r"COHIRL_ENV_PROCESS='yes': use 1 .* or 0"):
         env_worker_wanted()
+
+
+def test_a_truncated_checkpoint_is_refused_on_resume_with_the_fix(tmp_path: Path, demos: DemoArrays) -> None:
+    # A disk that filled up mid-write cannot leave this (writes go to a temporary file, then rename),
+    # but a file cut short by other means must stop the run with one message, never restart silently.
+    make_runner("csil_residual", tmp_path / "run", demos).run(stop_after_steps=50)
+    path = make_runner("csil_residual", tmp_path / "run", demos).checkpoint_path
+    path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+    with pytest.raises(CohirlError, match=r"training checkpoint .*checkpoint.pt is corrupt.*Delete it to restart"):
+        make_runner("csil_residual", tmp_path / "run", demos).run()
+    assert path.stat().st_size > 0  # refused, not replaced by a fresh run's

@@ -35,9 +35,13 @@ def test_smoke_chain_produces_every_artefact(smoke_repo: Path) -> None:
     for name in ("main_table.csv", "main_table.md", "main_table.tex", "claims.csv", "aggregates.csv"):
         assert (results / "tables" / name).exists(), name
     assert (results / "figures/learning_curves.png").exists()
-    metrics = json.loads((results / "metrics.json").read_text())
-    assert set(metrics) == {f"pick_place/{m}" for m in evals.method.unique()}
-    assert all(0.0 <= v <= 1.0 for v in metrics.values())
+    metrics = json.loads((results / "live/metrics.json").read_text())  # dvclive's summary: final, mean over seeds
+    assert set(metrics["pick_place"]) == set(evals.method.unique()) and metrics["step"] == 100
+    assert all(0.0 <= v <= 1.0 for v in metrics["pick_place"].values())
+    final = evals[evals.env_steps == 100].groupby("method").success_rate.mean()
+    assert metrics["pick_place"] == pytest.approx(final.to_dict())
+    assert (results / "live/plots/metrics/pick_place/csil_residual.tsv").read_text().splitlines()[0] == \
+        "step\tcsil_residual"
     assert list((smoke_repo / "results/executed").glob("05_results*.ipynb"))
 
 

@@ -24,7 +24,7 @@ from conftest import RayCluster, copy_project, run_tool, tool_env
 # Result files that must be byte-identical (run.json holds a wall time; checkpoints hold RNG states).
 ROWS = ("results/smoke/runs/**/evals.csv", "results/smoke/runs/**/episodes.csv", "results/smoke/runs/**/train_log.csv",
         "results/smoke/base/*.csv", "results/smoke/demo_scaling/*.csv", "results/smoke/reward/*.csv",
-        "results/smoke/demos/*.json", "results/smoke/tables/*", "results/smoke/metrics.json")
+        "results/smoke/demos/*.json", "results/smoke/tables/*", "results/smoke/live/**/*.*")
 
 
 def _kill_a_finetuning_worker(scratch: Path, driver: subprocess.Popen, timeout_s: float = 600) -> str:

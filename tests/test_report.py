@@ -107,6 +107,18 @@ def test_loading_keeps_the_profiles_seeds_and_refuses_a_missing_one(tmp_path: Pa
         results.load_evals(tmp_path, methods=METHODS, seeds=[0, 3])
 
 
+def test_loading_reads_exactly_the_profiles_runs_not_the_rows_a_sweep_left_beside_them(tmp_path: Path) -> None:
+    # `dvc exp run -S profiles.<p>.methods=[csil_residual]`: the other methods' committed rows stay on disk.
+    write_runs(tmp_path, make_evals())
+    evals = make_evals()
+    tasks = sorted(evals.task.unique())
+    runs = [(t, "csil_residual", s) for t in tasks for s in (0, 1)]
+    loaded = results.load_evals(tmp_path, methods=["csil_residual"], tasks=tasks, seeds=[0, 1], runs=runs)
+    assert set(zip(loaded.task, loaded.method, loaded.seed)) == set(runs)
+    with pytest.raises(CohirlError, match=r"no evaluation rows for the runs \[\('" + tasks[0] + "', 'csil_residual', 7\)\]"):
+        results.load_evals(tmp_path, methods=["csil_residual"], runs=[*runs, (tasks[0], "csil_residual", 7)])
+
+
 def test_empty_demo_scaling_table_reads_as_no_curve(tmp_path: Path) -> None:
     (tmp_path / "demo_scaling").mkdir()
     pd.DataFrame(columns=["task", "n_demos", "success_rate"]).to_csv(tmp_path / "demo_scaling" / "square.csv",

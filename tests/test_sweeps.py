@@ -62,7 +62,10 @@ def swept(smoke_reference: Path, tmp_path_factory: pytest.TempPathFactory) -> tu
 
 
 def _metrics(exp: dict) -> dict[str, float]:
-    return exp["data"]["metrics"]["results/smoke/metrics.json"]["data"]
+    """The report's dvclive summary, as ``task/method`` -> final success (mean over seeds)."""
+    data = exp["data"]["metrics"]["results/smoke/live/metrics.json"]["data"]
+    return {f"{task}/{method}": v for task, row in data.items() if task not in ("step", "seeds")
+            for method, v in row.items()}
 
 
 def _params(exp: dict) -> dict:
@@ -105,9 +108,9 @@ def test_a_budget_sweep_reruns_finetuning_and_report_only(swept: tuple[Path, dic
 def test_plots_diff_draws_an_experiments_curve_beside_the_baseline(swept: tuple[Path, dict]) -> None:
     repo, _ = swept
     out = _json(repo, "plots", "diff", "HEAD", "short", "--json")
-    assert not [e for e in out.get("errors") or [] if "/curves/" in e["name"]], out["errors"]
-    values = out["data"]["results/smoke/curves/pick_place/csil_residual.csv"][0]["content"]["data"]["values"]
-    steps = {(v["rev"], int(v["env_steps"])) for v in values}
+    assert not [e for e in out.get("errors") or [] if "/live/" in e["name"]], out["errors"]
+    values = out["data"]["results/smoke/live/plots/metrics/pick_place/csil_residual.tsv"][0]["content"]["data"]["values"]
+    steps = {(v["rev"], int(v["step"])) for v in values}
     assert {("HEAD", 100), ("short", 50)} <= steps and ("short", 100) not in steps
 
 

@@ -11,7 +11,7 @@ Layout (written by the pipeline stages):
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Sequence
+from typing import Collection, Sequence
 
 import pandas as pd
 
@@ -21,9 +21,11 @@ EVAL_COLUMNS = ("task", "method", "seed", "env_steps", "n_episodes", "successes"
 
 
 def load_evals(results: Path, methods: Sequence[str] | None = None, tasks: Sequence[str] | None = None,
-               seeds: Sequence[int] | None = None) -> pd.DataFrame:
-    """Finetuning evaluation rows (of ``tasks``/``seeds`` when given: runs of another profile may lie
-    beside them); checks every (task, method) has the same seeds — all of ``seeds`` when given."""
+               seeds: Sequence[int] | None = None,
+               runs: Collection[tuple[str, str, int]] | None = None) -> pd.DataFrame:
+    """Finetuning evaluation rows (of ``tasks``/``seeds`` when given, and of exactly the (task, method,
+    seed) ``runs`` when given: rows of runs a sweep dropped, or of another profile, may lie beside
+    them); checks every (task, method) has the same seeds — all of ``seeds`` when given."""
     files = sorted(Path(results, "runs").glob("*/*/*/evals.csv"))
     if not files:
         raise CohirlError(f"no finetuning results under {results}/runs: run `cohirl repro --profile <profile>` first.")
@@ -31,6 +33,13 @@ def load_evals(results: Path, methods: Sequence[str] | None = None, tasks: Seque
     missing_cols = sorted(set(EVAL_COLUMNS) - set(df.columns))
     if missing_cols:
         raise CohirlError(f"evaluation rows lack columns {missing_cols}; rerun the finetune stage.")
+    if runs is not None:
+        wanted = {(str(t), str(m), int(s)) for t, m, s in runs}
+        found = set(zip(df.task.astype(str), df.method.astype(str), df.seed.astype(int)))
+        if absent := sorted(wanted - found):
+            raise CohirlError(f"no evaluation rows for the runs {absent} under {results}/runs; run their finetune "
+                              "stages (dvc repro) before the report.")
+        df = df[[key in wanted for key in zip(df.task.astype(str), df.method.astype(str), df.seed.astype(int))]]
     if tasks is not None:
         df = df[df.task.isin(tasks)]
     if seeds is not None:

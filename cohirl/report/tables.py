@@ -65,13 +65,6 @@ def main_table(evals: pd.DataFrame, base: pd.DataFrame, methods: Sequence[str]) 
     return pd.DataFrame(rows)
 
 
-def learning_curve(evals: pd.DataFrame, task: str, method: str) -> pd.DataFrame:
-    """One method's learning curve on one task as DVC plots read it: ``env_steps`` and ``success_rate``
-    (mean over seeds at each evaluation point)."""
-    rows = evals[(evals.task == task) & (evals.method == method)]
-    return rows.groupby("env_steps").success_rate.mean().reset_index()
-
-
 def format_cells(table: pd.DataFrame) -> pd.DataFrame:
     """Wide view: one row per task, cells 'mean [low, high] (n)'."""
     def fmt(r: pd.Series) -> str:

@@ -47,6 +47,10 @@ def check_profile(profile: str, params: dict[str, Any] | None = None) -> dict[st
         get_spec(task)  # an unknown task names the registered ones
         built[task] = {name: from_dict(cls, task_settings(params, name, task, profile), f"profiles.{profile}.{name}")
                        for name, cls in stage_classes().items()}
+        evaluation = built[task]["eval"]
+        if bad := {k: getattr(evaluation, k) for k in ("n_episodes", "workers", "lockstep") if getattr(evaluation, k) < 1}:
+            raise CohirlError(f"params profiles.{profile}.eval: {bad} (task {task}) must be >= 1: an evaluation needs "
+                              "at least one episode, worker and lockstep slot.")
     return built
 
 

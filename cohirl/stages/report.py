@@ -1,4 +1,5 @@
-"""Stage 5: tables, figures, claims and ``metrics.json`` from a profile's result rows."""
+"""Stage 5: tables, figures, claims, and the learning curves and headline metrics through dvclive
+(``live/``), from a profile's result rows."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from typing import Any
 import pandas as pd
 
 from cohirl.config import profile_name, profile_runs, profile_section, read_params
-from cohirl.io import write_csv, write_json, write_text
+from cohirl.io import write_csv, write_text
 from cohirl.stages.common import results_dir
 
 # ---------------------------------------------------------------- stage 5: report
@@ -36,7 +37,7 @@ class Report:
 
 def methods_by_task(section: dict[str, Any]) -> dict[str, list[str]]:
     """The methods run on each task of a profile section (its methods, then its ``extra_runs``): the
-    columns of the task's curves file, and of its plot in dvc.yaml (``cohirl.wiring.dvc_plots``)."""
+    curves the report logs through dvclive."""
     out: dict[str, list[str]] = {task: [] for task in section["tasks"]}
     for task, method, _ in profile_runs(section):
         if method not in out[task]:
@@ -46,10 +47,12 @@ def methods_by_task(section: dict[str, Any]) -> dict[str, list[str]]:
 
 def run_report(rows_dir: Path | None = None, out_tables: Path | None = None, out_figures: Path | None = None,
                profile: str | None = None) -> Report:
-    """Tables, figures, claims and ``metrics.json`` from the result rows of the profile (``results/<p>``)."""
+    """Tables, figures, claims and the dvclive curves and metrics (``live/``) from the result rows of the
+    profile (``results/<p>``)."""
     import matplotlib.pyplot as plt
 
     from cohirl.report import figures, results, tables
+    from cohirl.report.live import ROUND, write_live
 
     params = read_params()
     name = profile_name(params, profile)
@@ -57,7 +60,7 @@ def run_report(rows_dir: Path | None = None, out_tables: Path | None = None, out
     rows = Path(rows_dir or results_dir(name))
     out_t, out_f = Path(out_tables or rows / "tables"), Path(out_figures or rows / "figures")
     tasks, methods = list(section["tasks"]), list(section["methods"])
-    evals = results.load_evals(rows, methods=methods, tasks=tasks, seeds=section["seeds"])
+    evals = results.load_evals(rows, methods=methods, tasks=tasks, seeds=section["seeds"], runs=profile_runs(section))
     base = results.load_base(rows, tasks)
     figs: dict[str, Any] = {}
 
@@ -67,9 +70,7 @@ def run_report(rows_dir: Path | None = None, out_tables: Path | None = None, out
         figs[name] = fig
 
     save(figures.learning_curves(evals, base, methods), "learning_curves")
-    for task, run_here in methods_by_task(section).items():  # the data of dvc.yaml's plots (`dvc plots diff`)
-        for method in run_here:
-            write_csv(tables.learning_curve(evals, task, method), rows / "curves" / task / f"{method}.csv")
+    write_live(evals, methods_by_task(section), rows / "live")  # dvc.yaml's plots and metrics (dvclive)
     main = tables.main_table(evals, base, methods)
     write_csv(main, out_t / "main_table.csv")
     wide = tables.format_cells(main)
@@ -106,8 +107,7 @@ def run_report(rows_dir: Path | None = None, out_tables: Path | None = None, out
     write_csv(effect_claims, out_t / "effect_claims.csv")
     write_csv(ablations, out_t / "ablations.csv")
     write_text(_claims_markdown(name, claim_rows, effects, effect_claims, ablations, final), out_t / "claims.md")
-    headline = {f"{r.task}/{r.method}": round(float(r.success_rate), 4) for r in final.itertuples()}
-    write_json(headline, rows / "metrics.json", sort_keys=True)
+    headline = {f"{r.task}/{r.method}": round(float(r.success_rate), ROUND) for r in final.itertuples()}
     return Report(tasks, methods, evals, main, drop, agg, poi, final, claim_rows, headline, figs,
                   "" if curves else note, effects, effect_claims, ablations)
 

@@ -135,13 +135,21 @@ def profile_stages(profile: str, root: Path = Path(".")) -> list[str]:
     return [name for name in read_pipeline(root).stages if name.split("@", 1)[0] in groups]
 
 
+def _write_lock(lock: dict, path: Path) -> None:
+    """``dvc.lock`` in DVC's own YAML layout (so that a rewrite shows only what changed in a diff),
+    written beside it and renamed into place."""
+    from dvc.utils.serialize import dump_yaml
+
+    tmp = path.with_name(f".{path.name}.tmp")
+    dump_yaml(tmp, lock)
+    tmp.replace(path)
+
+
 def rename_lock_entries(root: Path) -> dict[str, str]:
     """Carry ``dvc.lock`` entries over a stage rename: an entry whose stage ``dvc.yaml`` no longer defines
     takes the name of the defined stage that runs the same command and has no entry (DVC would
     otherwise rerun it, and ``prune_lock`` drop the old one). Returns {old: new}."""
     import yaml
-
-    from cohirl.io import write_text
 
     path = root / "dvc.lock"
     if not path.exists():
@@ -154,7 +162,7 @@ def rename_lock_entries(root: Path) -> dict[str, str]:
                if old not in stages and entry.get("cmd") in by_cmd}
     if renamed:
         lock["stages"] = {renamed.get(k, k): v for k, v in entries.items()}
-        write_text(yaml.safe_dump(lock, sort_keys=False), path)
+        _write_lock(lock, path)
     return renamed
 
 
@@ -179,8 +187,6 @@ def prune_lock(root: Path, stages: Sequence[str]) -> list[str]:
     renamed or removed stage would otherwise linger with stale hashes). Returns the dropped names."""
     import yaml
 
-    from cohirl.io import write_text
-
     path = root / "dvc.lock"
     if not path.exists():
         return []
@@ -189,7 +195,7 @@ def prune_lock(root: Path, stages: Sequence[str]) -> list[str]:
     stale = sorted(set(entries) - set(stages))
     if stale:
         lock["stages"] = {k: v for k, v in entries.items() if k not in stale}
-        write_text(yaml.safe_dump(lock, sort_keys=False), path)
+        _write_lock(lock, path)
     return stale
 
 

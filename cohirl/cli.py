@@ -105,14 +105,9 @@ def cmd_wiring(args: argparse.Namespace) -> None:
 def cmd_notebook(args: argparse.Namespace) -> None:
     from cohirl.notebooks import parse_parameters, run_notebook
 
-    from cohirl.stages.check import check_params_file
+    from cohirl.wiring import check_project
 
-    check_params_file(Path("params.yaml"))  # a bad sweep stops at its first stage, naming what is wrong
-    if Path("params.yaml").exists():
-        from cohirl.config import read_params
-        from cohirl.wiring import check_dvc_yaml
-
-        check_dvc_yaml(read_params(Path("params.yaml")), Path("dvc.yaml"))
+    check_project(Path("."))  # a bad sweep stops at its first stage, naming what is wrong
     out = run_notebook(args.name, parse_parameters(args.param), tag=args.tag, output=args.output)
     print(f"executed {args.name} -> {out}")
 

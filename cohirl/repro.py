@@ -138,17 +138,18 @@ def profile_stages(profile: str, root: Path = Path(".")) -> list[str]:
 def _write_lock(lock: dict, path: Path) -> None:
     """``dvc.lock`` in DVC's own YAML layout (so that a rewrite shows only what changed in a diff),
     written beside it and renamed into place."""
-    from dvc.utils.serialize import dump_yaml
+    from dvc.utils.serialize import dumps_yaml
 
-    tmp = path.with_name(f".{path.name}.tmp")
-    dump_yaml(tmp, lock)
-    tmp.replace(path)
+    from cohirl.io import write_text
+
+    write_text(dumps_yaml(lock), path)
 
 
-def rename_lock_entries(root: Path) -> dict[str, str]:
+def rename_lock_entries(root: Path, stages: dict[str, StageInfo] | None = None) -> dict[str, str]:
     """Carry ``dvc.lock`` entries over a stage rename: an entry whose stage ``dvc.yaml`` no longer defines
     takes the name of the defined stage that runs the same command and has no entry (DVC would
-    otherwise rerun it, and ``prune_lock`` drop the old one). Returns {old: new}."""
+    otherwise rerun it, and ``prune_lock`` drop the old one). ``stages``: the pipeline's, when already
+    read. Returns {old: new}."""
     import yaml
 
     path = root / "dvc.lock"
@@ -156,7 +157,7 @@ def rename_lock_entries(root: Path) -> dict[str, str]:
         return {}
     lock = yaml.safe_load(path.read_text()) or {}
     entries = lock.get("stages") or {}
-    stages = read_pipeline(root).stages
+    stages = stages if stages is not None else read_pipeline(root).stages
     by_cmd = {info.cmd: name for name, info in stages.items() if name not in entries}
     renamed = {old: by_cmd[entry.get("cmd")] for old, entry in entries.items()
                if old not in stages and entry.get("cmd") in by_cmd}
@@ -540,18 +541,17 @@ def repro(targets: Sequence[str] = (), jobs: int | None = None, force: bool = Fa
         raise CohirlError(f"--jobs must be >= 1 (got {jobs}).")
     if backend == "ray":
         check_authenticated(os.environ.get("RAY_ADDRESS", "").strip(), allow_unauthenticated)
-    from cohirl.stages.check import check_params_file
+    from cohirl.wiring import check_project
 
-    check_params_file(root / "params.yaml")  # cohirl's own pipeline: settings that build, dvc.yaml of its pipelines
-    if (root / "params.yaml").exists():
-        from cohirl.config import read_params
-        from cohirl.wiring import check_dvc_yaml
-
-        check_dvc_yaml(read_params(root / "params.yaml"), root / "dvc.yaml")
-        rename_lock_entries(root)
+    check_project(root)  # cohirl's own pipeline: settings that build, dvc.yaml of its pipelines
+    own = (root / "params.yaml").exists()
     if backend == "dvc":
+        if own:
+            rename_lock_entries(root)
         return _dvc_repro(targets, force, root, dvc)
     full = pipeline = read_pipeline(root)
+    if own:  # lock entries of renamed stages carried over before anything is pruned
+        rename_lock_entries(root, full.stages)
     if targets:
         graph = pipeline.graph.restricted_to(targets)
         pipeline = Pipeline(graph, {n: pipeline.stages[n] for n in graph.upstream})

@@ -265,11 +265,12 @@ def profile_groups(params: dict, profile: str) -> dict[str, tuple[str, dict[str,
 def dvc_stages(params: dict) -> dict[str, dict]:
     """dvc.yaml's ``stages``: every template for every profile in ``pipelines``, its code deps derived."""
     bodies = stage_bodies()
+    derived = {kind: code_deps(body) for kind, body in bodies.items()}  # one closure walk per template
     stages: dict[str, dict] = {}
     for profile in params.get("pipelines") or []:
         for name, (kind, matrix) in profile_groups(params, profile).items():
             body = {k: v for k, v in bodies[kind].items() if k != "over"}
-            body["deps"] = list(body.get("deps") or []) + code_deps(bodies[kind])
+            body["deps"] = list(body.get("deps") or []) + derived[kind]
             stages[name] = ({"matrix": matrix} if matrix else {}) | _for_profile(body, profile)  # type: ignore[operator]
     return stages
 
@@ -281,13 +282,13 @@ def render_dvc_yaml(params: dict) -> str:
 
 def write_dvc_yaml(params: dict, dvc_yaml: Path | None = None) -> bool:
     """Write dvc.yaml as ``render_dvc_yaml`` makes it (temporary file, then rename); returns whether it changed."""
+    from cohirl.io import write_text
+
     path = Path(dvc_yaml or ROOT / "dvc.yaml")
     text = render_dvc_yaml(params)
     if path.exists() and path.read_text() == text:
         return False
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text)
-    tmp.replace(path)
+    write_text(text, path)
     return True
 
 
@@ -301,6 +302,17 @@ def check_dvc_yaml(params: dict, dvc_yaml: Path) -> None:
         raise CohirlError(f"dvc.yaml's stages are not those of params.yaml's pipelines {params.get('pipelines')} "
                           f"(missing {sorted(wanted - listed)}, extra {sorted(listed - wanted)}); run "
                           f"`cohirl profile {params.get('profile')}` to regenerate it.")
+
+
+def check_project(root: Path) -> None:
+    """Before any stage of cohirl's own project runs: params.yaml's pipelines build (``check_params_file``)
+    and dvc.yaml holds their stages."""
+    from cohirl.config import read_params
+    from cohirl.stages.check import check_params_file
+
+    check_params_file(root / "params.yaml")
+    if (root / "params.yaml").exists():
+        check_dvc_yaml(read_params(root / "params.yaml"), root / "dvc.yaml")
 
 
 def _deps(stage: dict) -> list[str]:
@@ -367,6 +379,7 @@ def set_profile(name: str, params_file: Path, only: bool = False) -> dict:
     """Make ``name`` the default profile of ``params_file`` and add its pipeline to ``pipelines`` (or make
     it the only one); the header above the ``# ---- profiles`` marker is rewritten, its comments kept."""
     from cohirl.config import profile_section, read_params
+    from cohirl.io import write_text
 
     params = read_params(params_file)
     profile_section(params, name)
@@ -378,7 +391,5 @@ def set_profile(name: str, params_file: Path, only: bool = False) -> dict:
         raise CohirlError(f"{params_file}: missing the '# ---- profiles' marker line that separates the header.")
     lines = [ln for ln in head.splitlines() if ln.startswith("#") or not ln.strip()]
     body = yaml.safe_dump({"profile": name, "pipelines": pipelines}, sort_keys=False, default_flow_style=None)
-    tmp = params_file.with_name(f".{params_file.name}.tmp")
-    tmp.write_text("\n".join(lines).rstrip() + "\n" + body.rstrip() + "\n" + sep + tail)
-    tmp.replace(params_file)
+    write_text("\n".join(lines).rstrip() + "\n" + body.rstrip() + "\n" + sep + tail, params_file)
     return read_params(params_file)

@@ -35,11 +35,11 @@ def load_evals(results: Path, methods: Sequence[str] | None = None, tasks: Seque
         raise CohirlError(f"evaluation rows lack columns {missing_cols}; rerun the finetune stage.")
     if runs is not None:
         wanted = {(str(t), str(m), int(s)) for t, m, s in runs}
-        found = set(zip(df.task.astype(str), df.method.astype(str), df.seed.astype(int)))
-        if absent := sorted(wanted - found):
+        keys = list(zip(df.task.astype(str), df.method.astype(str), df.seed.astype(int)))
+        if absent := sorted(wanted - set(keys)):
             raise CohirlError(f"no evaluation rows for the runs {absent} under {results}/runs; run their finetune "
                               "stages (dvc repro) before the report.")
-        df = df[[key in wanted for key in zip(df.task.astype(str), df.method.astype(str), df.seed.astype(int))]]
+        df = df[[key in wanted for key in keys]]
     if tasks is not None:
         df = df[df.task.isin(tasks)]
     if seeds is not None:

@@ -1,12 +1,11 @@
 """One config system: dataclasses filled from ``params.yaml``.
 
 ``params.yaml`` holds the profiles (``smoke``, ``quick``, ``effect``, ``paper``) and per-task
-overrides. Its header is generated (``cohirl profile NAME``): ``profile`` is the default profile of
-commands run without one; ``pipelines`` lists the profiles whose stages ``dvc.yaml`` holds side by
-side, each writing under ``data/<profile>/`` and ``results/<profile>/``; ``stage_items`` is what
-DVC's ``foreach`` expands over — one entry per (profile, task) and per (profile, task, method, seed),
-keyed ``<profile>-<task>[-<method>-<seed>]``, so that switching profiles never touches another
-profile's rows or ``dvc.lock`` entries. A header out of sync with the profiles is reported with the fix.
+overrides. Its header is generated (``cohirl profile NAME``, ``cohirl.wiring.set_profile``):
+``profile`` is the default profile of commands run without one; ``pipelines`` lists the profiles whose
+stages ``dvc.yaml`` holds side by side (one DVC ``matrix`` stage per template and profile, over the
+profile's own tasks/methods/seeds), each writing under ``data/<profile>/`` and ``results/<profile>/``,
+so that switching profiles never touches another profile's rows or ``dvc.lock`` entries.
 """
 
 from __future__ import annotations
@@ -26,7 +25,6 @@ from cohirl.errors import CohirlError
 T = TypeVar("T")
 PARAMS_FILE = Path("params.yaml")
 MATRIX_KEYS = ("tasks", "seeds", "methods")
-HEADER_KEYS = ("profile", "pipelines", "stage_items")
 
 
 def read_params(path: Path | None = None) -> dict[str, Any]:
@@ -62,37 +60,16 @@ def profile_runs(section: dict[str, Any]) -> list[tuple[str, str, int]]:
     """(task, method, seed) of a profile: tasks × methods × seeds, plus ``extra_runs`` (e.g. ablations
     on one task: ``[{task: t, methods: [...]}]``, over the profile's seeds unless it names its own)."""
     runs = [(t, m, int(s)) for t in section["tasks"] for m in section["methods"] for s in section["seeds"]]
-    for extra in section.get("extra_runs") or []:
+    for i, extra in enumerate(section.get("extra_runs") or []):
         if extra.get("task") not in section["tasks"]:
             raise CohirlError(f"extra_runs task {extra.get('task')!r} is not one of the profile's tasks "
                               f"{section['tasks']}: add it to tasks or fix the name.")
-        runs += [(extra["task"], m, int(s)) for m in extra["methods"] for s in extra.get("seeds", section["seeds"])
-                 if (extra["task"], m, int(s)) not in runs]
+        added = [(extra["task"], m, int(s)) for m in extra["methods"] for s in extra.get("seeds", section["seeds"])]
+        if twice := sorted({m for t, m, s in added if (t, m, s) in runs}):
+            raise CohirlError(f"extra_runs[{i}] repeats runs of the profile's methods {twice} on "
+                              f"{extra['task']!r}: list only methods not in methods (one stage per run).")
+        runs += added
     return runs
-
-
-def stage_items(params: dict[str, Any], pipelines: list[str]) -> dict[str, dict[str, dict[str, Any]]]:
-    """DVC ``foreach`` items of the given profiles (see the module docstring)."""
-    items: dict[str, dict[str, dict[str, Any]]] = {"tasks": {}, "runs": {}, "reports": {}}
-    for name in pipelines:
-        section = profile_section(params, name)
-        for task in section["tasks"]:
-            items["tasks"][f"{name}-{task}"] = {"profile": name, "task": task}
-        for task, method, seed in profile_runs(section):
-            items["runs"][f"{name}-{task}-{method}-{seed}"] = {"profile": name, "task": task, "method": method,
-                                                               "seed": seed}
-        items["reports"][name] = {"profile": name}
-    return items
-
-
-def check_matrix_in_sync(params: dict[str, Any]) -> None:
-    """The generated header (pipelines' stage items) must match the profiles it was made from."""
-    pipelines = list(params.get("pipelines") or [])
-    for name in [params.get("profile"), *pipelines]:
-        profile_name(params, name)
-    if params.get("profile") not in pipelines or params.get("stage_items") != stage_items(params, pipelines):
-        raise CohirlError(f"params.yaml's header (pipelines, stage_items) is out of date with its profiles. "
-                          f"Run `cohirl profile {params.get('profile')}` to regenerate it.")
 
 
 def task_settings(params: dict[str, Any], stage: str, task: str | None = None,
@@ -212,23 +189,3 @@ def _coerce(hint: Any, value: Any, where: str) -> Any:
     if isinstance(base, type) and base is not typing.Any and not isinstance(value, base):
         raise CohirlError(f"params {where}: expected {getattr(base, '__name__', base)}, got {value!r}.")
     return value
-
-
-def set_profile(name: str, path: Path | None = None, only: bool = False) -> dict[str, Any]:
-    """Make ``name`` the default profile, add it to ``pipelines`` (or make it the only one), and
-    regenerate ``stage_items``; keeps the comments above the ``# ---- profiles`` marker."""
-    path = Path(path or PARAMS_FILE)
-    params = read_params(path)
-    profile_section(params, name)
-    pipelines = [name] if only else [p for p in params.get("pipelines") or [] if p in params["profiles"]]
-    if name not in pipelines:
-        pipelines.append(name)
-    text = path.read_text()
-    head, sep, tail = text.partition("\n# ---- profiles")
-    if not sep:
-        raise CohirlError(f"{path}: missing the '# ---- profiles' marker line that separates the header.")
-    header = {"profile": name, "pipelines": pipelines, "stage_items": stage_items(params, pipelines)}
-    lines = [ln for ln in head.splitlines() if not ln.startswith((*HEADER_KEYS, *MATRIX_KEYS, " "))]
-    body = yaml.safe_dump(header, sort_keys=False, default_flow_style=None, width=120)
-    path.write_text("\n".join(lines).rstrip() + "\n" + body.rstrip() + "\n" + sep + tail)
-    return read_params(path)

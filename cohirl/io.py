@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import json
+import math
 import os
+import shutil
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +33,39 @@ def write_text(text: str, path: Path) -> Path:
 
 def write_json(obj: Any, path: Path, sort_keys: bool = False) -> Path:
     return write_text(json.dumps(obj, indent=2, default=str, sort_keys=sort_keys), path)
+
+
+def write_dvclive(points: Iterable[tuple[str, int, float]], out: Path) -> Path:
+    """Log ``(metric name, step, value)`` points with dvclive into ``out``: one
+    ``plots/metrics/<name>.tsv`` per metric (``step`` and the value, in the order given; no timestamps,
+    so the same points give the same bytes) and ``metrics.json`` (each metric's last value, and the
+    largest step). Non-finite values are left out. Written beside ``out``, then renamed into place."""
+    from dvclive import Live
+
+    out = Path(out)
+    tmp = out.with_name(f".{out.name}.tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    last = 0
+    with Live(dir=str(tmp), save_dvc_exp=False, dvcyaml=False, report=None) as live:
+        for name, step, value in points:
+            if math.isfinite(value):
+                live.step, last = step, max(last, step)
+                live.log_metric(name, value)
+        live.step = last
+    shutil.rmtree(out, ignore_errors=True)
+    tmp.replace(out)
+    return out
+
+
+def read_dvclive(out: Path, prefix: str) -> pd.DataFrame:
+    """The metrics ``write_live`` wrote under ``out/plots/metrics/<prefix>/``, one column each, joined
+    on ``step`` (NaN where a metric was not logged at a step)."""
+    folder = Path(out) / "plots" / "metrics" / prefix
+    files = sorted(folder.glob("*.tsv"))
+    if not files:
+        raise FileNotFoundError(f"no dvclive metrics under {folder}: run the stage that writes them")
+    table = pd.concat([pd.read_csv(f, sep="\t").set_index("step") for f in files], axis=1)
+    return table.sort_index().reset_index()
 
 
 _ARRAY_KEY = "__ndarray__"

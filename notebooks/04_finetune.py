@@ -32,6 +32,7 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 import pandas as pd
 
+from cohirl.io import read_dvclive
 from cohirl.stages import results_dir, run_finetune_stage
 
 run_dir = results_dir(profile) / "runs" / task / method / str(seed)
@@ -60,8 +61,8 @@ calibration = [c for c in ("q_demo", "mc_demo", "q_eval_init", "mc_return_eval",
 evals[["env_steps", *calibration]]
 
 # %%
-log = pd.read_csv(run_dir / "train_log.csv")
-cols = [c for c in ("critic_loss", "actor_loss", "reward_loss", "q_mean") if c in log.columns]
+log = read_dvclive(run_dir / "live", "train")  # dvclive's train/<metric>.tsv, one column each
+cols = [c for c in ("critic_td", "actor_loss", "reward_loss", "q_mean", "return") if c in log.columns]
 if cols:
-    log.plot(x="env_steps", y=cols, subplots=True, figsize=(7, 1.8 * len(cols)), legend=True)
+    log.plot(x="step", y=cols, subplots=True, figsize=(7, 1.8 * len(cols)), legend=True)
 log.tail()

@@ -29,7 +29,8 @@ CLOCK_FILE = {"finetune": "data/smoke/checkpoints/pick_place/csil_residual/0/che
 OUTPUTS = {  # the stage's declared outputs (dvc.yaml), as globs under the project
     "demos": ("data/smoke/demos/pick_place/**/*", "results/smoke/demos/pick_place.json"),
     "base": ("data/smoke/base/pick_place/**/*", "results/smoke/base/pick_place.csv"),
-    "finetune": ("results/smoke/runs/pick_place/csil_residual/0/*.csv",),
+    "finetune": ("results/smoke/runs/pick_place/csil_residual/0/*.csv",
+                 "results/smoke/runs/pick_place/csil_residual/0/live/**/*"),
 }
 
 

@@ -129,6 +129,9 @@ def test_extra_runs_add_ablations_on_one_task_and_repeats_are_refused(tmp_path: 
     check_profile("smoke", params)
     section["extra_runs"] = [{"task": "pick_place", "methods": ["csil_residual"]}]  # already in methods: two stages
     with pytest.raises(CohirlError, match="repeats runs of the profile's methods \\['csil_residual'\\]"):
+        profile_runs(section)  # the report and dvc.yaml read the same list: it never holds a run twice
+    with pytest.raises(CohirlError, match="profiles.smoke: extra_runs\\[0\\] repeats runs of the profile's "
+                                          "methods \\['csil_residual'\\]"):
         check_profile("smoke", params)
     section["extra_runs"] = [{"task": "square", "methods": ["csil_residual_no_refine"]}]
     with pytest.raises(CohirlError, match="not one of the profile's tasks"):

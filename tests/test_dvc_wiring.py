@@ -7,6 +7,7 @@ over the profile's own lists. The derivation lives in ``cohirl.wiring``.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -141,3 +142,17 @@ def test_dvc_plots_diff_draws_two_revisions_of_the_curves_the_report_logs(tmp_pa
                      ("seeds/square/sparse_residual/seed_0.tsv", "workspace"): pytest.approx(0.2),
                      ("seeds/square/sparse_residual/seed_1.tsv", "HEAD"): pytest.approx(0.3),
                      ("seeds/square/sparse_residual/seed_1.tsv", "workspace"): pytest.approx(0.3)}
+
+
+def test_dvclive_points_round_trip_and_skip_non_finite_values(tmp_path: Path) -> None:
+    from cohirl.io import read_dvclive, write_dvclive
+
+    points = [("train/loss", 5, 1.5), ("train/loss", 9, 0.5), ("train/q", 9, float("nan")), ("eval/success", 0, 0.25)]
+    out = write_dvclive(points, tmp_path / "live")
+    table = read_dvclive(out, "train")
+    assert list(table.step) == [5, 9] and list(table.loss) == [1.5, 0.5] and "q" not in table
+    assert json.loads((out / "metrics.json").read_text()) == {"train": {"loss": 0.5}, "eval": {"success": 0.25},
+                                                               "step": 9}
+    assert not list(tmp_path.glob(".*tmp"))  # written beside, renamed into place
+    with pytest.raises(FileNotFoundError, match="no dvclive metrics"):
+        read_dvclive(out, "critic")

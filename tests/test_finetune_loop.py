@@ -7,6 +7,7 @@ deterministic chunking "base" (so the test needs no diffusion training).
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,6 +24,7 @@ from cohirl.demos.dataset import DemoArrays, load_demo_arrays, write_dataset
 from cohirl.envs import ENV_STATE_KEY, STATE_KEY, get_spec, make_task
 from cohirl.errors import CohirlError
 from cohirl.eval.rollout import evaluate
+from cohirl.io import read_dvclive
 from cohirl.policies.base import ChunkPolicy, ChunkStepper
 from cohirl.stages import EvalConfig
 from cohirl.training.agent import ComposedPolicy, PolicyInputs, save_actor_snapshot, snapshot_factory
@@ -77,6 +79,12 @@ def make_runner(method: str, out: Path, demos: DemoArrays, cfg: FinetuneConfig =
                 env_process: bool = False) -> Finetuner:
     return Finetuner(TASK, method, 0, cfg, demos, LinearBaseFactory(), EVAL, out, progress=False,
                      env_process=env_process)
+
+
+def _live_files(run_dir: Path) -> dict[str, bytes]:
+    """Every file the run logged through dvclive, by path inside its ``live/`` folder."""
+    live = run_dir / "live"
+    return {str(p.relative_to(live)): p.read_bytes() for p in sorted(live.rglob("*")) if p.is_file()}
 
 
 def _executed_actions(policy: object, seed: int, steps: int) -> np.ndarray:
@@ -190,9 +198,21 @@ def test_kill_and_resume_gives_identical_rows(tmp_path: Path, demos: DemoArrays,
     resumed_rows = resumed.run()
     assert resumed.state.env_steps == CFG.env_steps
     pd.testing.assert_frame_equal(full, resumed_rows)
-    for name in ("episodes.csv", "train_log.csv"):
-        pd.testing.assert_frame_equal(pd.read_csv(tmp_path / "full" / name), pd.read_csv(tmp_path / "killed" / name))
+    pd.testing.assert_frame_equal(pd.read_csv(tmp_path / "full" / "episodes.csv"),
+                                  pd.read_csv(tmp_path / "killed" / "episodes.csv"))
+    assert _live_files(tmp_path / "full") == _live_files(tmp_path / "killed")
     assert list(full.env_steps) == [0, 60, 120]
+    # the run's metrics through dvclive: eval/<column> per evaluation, train/<metric> per training episode
+    live = tmp_path / "full" / "live"
+    evals = read_dvclive(live, "eval")
+    assert list(evals.step) == [0, 60, 120]
+    np.testing.assert_array_equal(evals.success_rate, full.success_rate)
+    train = read_dvclive(live, "train")
+    assert train.step.is_monotonic_increasing and train.step.iloc[-1] == CFG.env_steps
+    assert {"return", "success", "length", "episode", "q_mean", "critic_td"} <= set(train.columns)
+    summary = json.loads((live / "metrics.json").read_text())
+    assert summary["step"] == CFG.env_steps and summary["eval"]["success_rate"] == full.success_rate.iloc[-1]
+    assert not (tmp_path / "full" / "train_log.csv").exists()
 
 
 @pytest.mark.parametrize("method", ["csil_ensemble", "sparse_residual"])
@@ -202,8 +222,9 @@ def test_an_env_worker_process_gives_the_rows_of_the_in_process_loop(tmp_path: P
     local_rows = local.run()
     worker = make_runner(method, tmp_path / "worker", demos, env_process=True)
     pd.testing.assert_frame_equal(local_rows, worker.run())
-    for name in ("episodes.csv", "train_log.csv"):
-        pd.testing.assert_frame_equal(pd.read_csv(tmp_path / "local" / name), pd.read_csv(tmp_path / "worker" / name))
+    pd.testing.assert_frame_equal(pd.read_csv(tmp_path / "local" / "episodes.csv"),
+                                  pd.read_csv(tmp_path / "worker" / "episodes.csv"))
+    assert _live_files(tmp_path / "local") == _live_files(tmp_path / "worker")
     assert local.learner.num_updates == worker.learner.num_updates == local.total_updates() > 0
     for key, value in local.learner.actor.state_dict().items():
         assert torch.equal(value, worker.learner.actor.state_dict()[key]), key

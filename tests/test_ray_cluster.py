@@ -22,7 +22,7 @@ from cohirl.ray_stage import SCRATCH_ENV, WORKER_PID_FILE
 from conftest import RayCluster, copy_project, run_tool, tool_env
 
 # Result files that must be byte-identical (run.json holds a wall time; checkpoints hold RNG states).
-ROWS = ("results/smoke/runs/**/evals.csv", "results/smoke/runs/**/episodes.csv", "results/smoke/runs/**/train_log.csv",
+ROWS = ("results/smoke/runs/**/evals.csv", "results/smoke/runs/**/episodes.csv", "results/smoke/runs/**/live/**/*.*",
         "results/smoke/base/*.csv", "results/smoke/demo_scaling/*.csv", "results/smoke/reward/*.csv",
         "results/smoke/demos/*.json", "results/smoke/tables/*", "results/smoke/live/**/*.*")
 

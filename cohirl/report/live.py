@@ -11,10 +11,11 @@ need them); this is a view of them.
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import pandas as pd
+
+from cohirl.io import write_dvclive
 
 ROUND = 4  # decimals: means of success rates over at most a few hundred episodes
 
@@ -35,17 +36,4 @@ def curve_points(evals: pd.DataFrame, runs: dict[str, list[str]]) -> list[tuple[
 
 def write_live(evals: pd.DataFrame, runs: dict[str, list[str]], out: Path) -> Path:
     """Log ``curve_points`` with dvclive into ``out`` (written beside it, then renamed into place)."""
-    from dvclive import Live
-
-    out = Path(out)
-    tmp = out.with_name(f".{out.name}.tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
-    points = curve_points(evals, runs)
-    with Live(dir=str(tmp), save_dvc_exp=False, dvcyaml=False, report=None) as live:
-        for name, step, value in points:
-            live.step = step
-            live.log_metric(name, value)
-        live.step = max((step for _, step, _ in points), default=0)  # the summary's step: the longest budget
-    shutil.rmtree(out, ignore_errors=True)
-    tmp.replace(out)
-    return out
+    return write_dvclive(curve_points(evals, runs), out)

@@ -33,13 +33,10 @@ def check_profile(profile: str, params: dict[str, Any] | None = None) -> dict[st
     section = profile_section(params, profile)
     if unknown := sorted(set(section) - set(PROFILE_KEYS)):
         raise CohirlError(f"params profiles.{profile}: unknown keys {unknown}; valid: {sorted(PROFILE_KEYS)}.")
-    runs = profile_runs(section)
-    main = {(t, m, int(s)) for t in section["tasks"] for m in section["methods"] for s in section["seeds"]}
-    for i, extra in enumerate(section.get("extra_runs") or []):
-        if twice := sorted(m for m in extra.get("methods") or [] for s in extra.get("seeds", section["seeds"])
-                           if (extra.get("task"), m, int(s)) in main):
-            raise CohirlError(f"params profiles.{profile}.extra_runs[{i}] repeats runs of the profile's methods "
-                              f"{sorted(set(twice))} on {extra.get('task')!r}: list only methods not in methods.")
+    try:
+        runs = profile_runs(section)
+    except CohirlError as exc:
+        raise CohirlError(f"params profiles.{profile}: {exc}") from None
     if unknown := sorted({m for _, m, _ in runs} - set(METHODS)):
         raise CohirlError(f"params profiles.{profile}: unknown methods {unknown}; known: {sorted(METHODS)}.")
     built: dict[str, dict[str, Any]] = {}

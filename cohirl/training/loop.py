@@ -31,7 +31,7 @@ from cohirl.csil.pretrain import build_learner
 from cohirl.demos.dataset import DemoArrays
 from cohirl.envs import ENV_STATE_KEY, STATE_KEY, get_spec
 from cohirl.errors import CohirlError
-from cohirl.io import write_csv, write_json
+from cohirl.io import write_csv, write_dvclive, write_json
 from cohirl.progress import progress_bar
 from cohirl.eval.rollout import evaluate
 from cohirl.eval.stats import wilson_interval
@@ -43,6 +43,7 @@ from cohirl.training.checkpoint import CHECKPOINT_NAME, load_checkpoint, rng_sta
 from cohirl.csil.replay import DemoEpisode, ReplayBuffer, demo_buffer
 
 TRAIN_SEED_OFFSET = 2_000_000_000  # training episodes never start from evaluation or demo states
+LIVE_DIR = "live"  # the run's dvclive folder (``live_points``)
 
 
 LearnerOverrides = overrides_of(LearnerConfig)  # any LearnerConfig field, typed; UNSET: the method's own
@@ -425,8 +426,19 @@ class Finetuner:
     def write_results(self, wall_s: float) -> None:
         write_csv(pd.DataFrame(self.state.evals), self.out_dir / "evals.csv")
         write_csv(pd.DataFrame(self.state.eval_episodes), self.out_dir / "episodes.csv")
-        write_csv(pd.DataFrame(self.state.train_log), self.out_dir / "train_log.csv")
+        write_dvclive(live_points(self.state.train_log, self.state.evals), self.out_dir / LIVE_DIR)
         write_json({"fingerprint": self.fingerprint(), "wall_s_last_call": wall_s, "timing_last_call": self.timing,
                     "pretrain": self.state.pretrain_metrics, "learner": self.learner_cfg.to_dict(),
                     "composition": asdict(self.composition), "finetune": to_record(self.cfg)},
                    self.out_dir / "run.json")
+
+
+def live_points(train_log: list[dict[str, Any]], evals: list[dict[str, Any]]) -> list[tuple[str, int, float]]:
+    """A run's metrics as dvclive points at step = env steps: ``train/<key>`` per training episode
+    (return, success, length, the last learner update's losses and statistics) and ``eval/<key>`` per
+    evaluation (the numeric columns of ``evals.csv``). The episode rows stay CSV for the statistics."""
+    skip = {"env_steps", "task", "method", "seed"}
+    return [(f"{prefix}/{key}", int(row["env_steps"]), float(value))
+            for prefix, rows in (("train", train_log), ("eval", evals)) for row in rows
+            for key, value in row.items()
+            if key not in skip and isinstance(value, (bool, int, float, np.number))]

@@ -1,10 +1,10 @@
 """Sweeps the DVC way (issue 28), on one small pipeline: a copy of the smoke reference, its finished
-stages committed as the baseline. Two experiments go through DVC's queue, `dvc exp run --queue -S`
-then `dvc queue start`: one names a registered task that no profile names (its whole chain runs and
-the report speaks of it alone), one changes a budget and the method list (only finetuning and the
-report rerun). `dvc exp show` lists both with their changed params and metrics; `dvc plots diff`
-draws an experiment's learning curve beside the baseline's; an unknown task stops before any stage
-runs."""
+stages committed as the baseline. One experiment goes through DVC's queue (`dvc exp run --queue -S`,
+then `dvc queue start`): it adds a registered task that no profile names, drops methods and shortens
+the finetuning budget. The new task's whole chain runs; the baseline task reruns finetuning and the
+report only (its upstream lock entries and rows are the baseline's). `dvc exp show` lists the
+experiment with its changed params and metrics; `dvc plots diff` draws its learning curve beside the
+baseline's; an unknown task stops before any stage runs."""
 
 from __future__ import annotations
 
@@ -17,14 +17,14 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+import yaml
 
 from conftest import run_tool, tool_env
 
 NEW_TASK = "hammer"  # registered, named by no profile
-SWEEPS = {
-    "new-task": [f"profiles.smoke.tasks=[{NEW_TASK}]", "profiles.smoke.methods=[csil_residual]"],
-    "short": ["profiles.smoke.methods=[csil_residual]", "profiles.smoke.finetune.env_steps=50"],
-}
+EXP = "sweep"
+SETS = [f"profiles.smoke.tasks=[pick_place,{NEW_TASK}]", "profiles.smoke.methods=[csil_residual]",
+        "profiles.smoke.finetune.env_steps=50"]
 
 
 def _git(repo: Path, *args: str) -> str:
@@ -48,14 +48,13 @@ def swept(smoke_reference: Path, tmp_path_factory: pytest.TempPathFactory) -> tu
     shutil.copytree(smoke_reference, repo, symlinks=True, ignore=shutil.ignore_patterns("executed"))
     _git(repo, "add", "-A")
     _git(repo, "commit", "-qm", "baseline: the smoke pipeline run")
-    for name, sets in SWEEPS.items():
-        run_tool(["dvc", "exp", "run", "--queue", "-n", name, *[a for s in sets for a in ("-S", s)]], repo)
+    run_tool(["dvc", "exp", "run", "--queue", "-n", EXP, *[a for s in SETS for a in ("-S", s)]], repo)
     run_tool(["dvc", "queue", "start", "-j", "1"], repo)
     deadline = time.time() + 900
     while "Queued" in (status := run_tool(["dvc", "queue", "status"], repo)) or "Running" in status:
         assert time.time() < deadline, status
         time.sleep(5)
-    assert status.count("Success") == len(SWEEPS), status + run_tool(["dvc", "queue", "logs", "new-task"], repo)
+    assert status.count("Success") == 1, status + run_tool(["dvc", "queue", "logs", EXP], repo)
     shown = _json(repo, "exp", "show", "--json")
     exps = {e["name"]: e for base in shown for run in base.get("experiments") or [] for e in run["revs"]}
     return repo, exps
@@ -72,48 +71,48 @@ def _params(exp: dict) -> dict:
     return exp["data"]["params"]["params.yaml"]["data"]["profiles"]["smoke"]
 
 
-def test_exp_show_lists_each_experiment_with_its_params_and_final_success(swept: tuple[Path, dict]) -> None:
+def test_exp_show_lists_the_experiment_with_its_params_and_final_success(swept: tuple[Path, dict]) -> None:
     _, exps = swept
-    assert set(SWEEPS) <= set(exps)
-    assert _params(exps["new-task"])["tasks"] == [NEW_TASK]
-    assert _params(exps["short"])["finetune"]["env_steps"] == 50
-    assert set(_metrics(exps["new-task"])) == {f"{NEW_TASK}/csil_residual"}
-    assert set(_metrics(exps["short"])) == {"pick_place/csil_residual"}
-    assert all(0.0 <= v <= 1.0 for e in SWEEPS for v in _metrics(exps[e]).values())
+    params = _params(exps[EXP])
+    assert params["tasks"] == ["pick_place", NEW_TASK] and params["finetune"]["env_steps"] == 50
+    assert set(_metrics(exps[EXP])) == {"pick_place/csil_residual", f"{NEW_TASK}/csil_residual"}
+    assert all(0.0 <= v <= 1.0 for v in _metrics(exps[EXP]).values())
 
 
-def test_a_task_no_profile_names_runs_its_whole_chain_and_the_report_names_it_alone(swept: tuple[Path, dict]) -> None:
+def test_a_task_no_profile_names_runs_its_whole_chain_and_the_report_names_it(swept: tuple[Path, dict]) -> None:
     repo, exps = swept
-    rev = exps["new-task"]["rev"]
+    rev = exps[EXP]["rev"]
     lock = _show(repo, rev, "dvc.lock")
     for stage in ("demos", "base", "demo_scaling", "reward"):
         assert f"{stage}-smoke@{NEW_TASK}:" in lock, stage
     assert f"finetune-smoke@{NEW_TASK}-csil_residual-0:" in lock
     evals = pd.read_csv(io.StringIO(_show(repo, rev, f"results/smoke/runs/{NEW_TASK}/csil_residual/0/evals.csv")))
-    assert set(evals.task) == {NEW_TASK} and sorted(evals.env_steps.unique()) == [0, 50, 100]
+    assert set(evals.task) == {NEW_TASK} and sorted(evals.env_steps.unique()) == [0, 50]
     for table in ("main_table.csv", "claims.csv", "demos_equivalent.csv"):
         text = _show(repo, rev, f"results/smoke/tables/{table}")
-        assert NEW_TASK in text and "pick_place" not in text, table
+        assert NEW_TASK in text and "pick_place" in text, table
+    assert "csil_ensemble" not in _show(repo, rev, "results/smoke/tables/main_table.csv")  # dropped methods
 
 
-def test_a_budget_sweep_reruns_finetuning_and_report_only(swept: tuple[Path, dict]) -> None:
+def test_a_budget_change_reruns_finetuning_and_report_only(swept: tuple[Path, dict]) -> None:
     repo, exps = swept
-    rev = exps["short"]["rev"]
+    rev = exps[EXP]["rev"]
     evals = pd.read_csv(io.StringIO(_show(repo, rev, "results/smoke/runs/pick_place/csil_residual/0/evals.csv")))
     assert sorted(evals.env_steps.unique()) == [0, 50]
+    base_lock, exp_lock = (yaml.safe_load(_show(repo, r, "dvc.lock"))["stages"] for r in ("HEAD", rev))
+    for stage in ("demos", "base", "demo_scaling", "reward"):  # upstream of finetuning: not rerun
+        assert exp_lock[f"{stage}-smoke@pick_place"] == base_lock[f"{stage}-smoke@pick_place"], stage
     for path in ("results/smoke/base/pick_place.csv", "results/smoke/demo_scaling/pick_place.csv"):
         assert _show(repo, rev, path) == (repo / path).read_text(), path  # upstream rows: the baseline's
 
 
 def test_plots_diff_draws_an_experiments_curve_beside_the_baseline(swept: tuple[Path, dict]) -> None:
     repo, _ = swept
-    out = _json(repo, "plots", "diff", "HEAD", "short", "--json")
+    out = _json(repo, "plots", "diff", "HEAD", EXP, "--json")
     assert not [e for e in out.get("errors") or [] if "/live/" in e["name"]], out["errors"]
     values = out["data"]["results/smoke/live/plots/metrics/pick_place/csil_residual.tsv"][0]["content"]["data"]["values"]
     steps = {(v["rev"], int(v["step"])) for v in values}
-    assert {("HEAD", 100), ("short", 50)} <= steps and ("short", 100) not in steps
-
-
+    assert {("HEAD", 100), (EXP, 50)} <= steps and (EXP, 100) not in steps
 def test_an_unknown_task_in_a_sweep_stops_before_any_stage_runs(swept: tuple[Path, dict]) -> None:
     repo, _ = swept
     proc = subprocess.run(["dvc", "exp", "run", "-S", "profiles.smoke.tasks=[pick_place,hamer]"], cwd=repo,

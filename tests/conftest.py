@@ -51,6 +51,7 @@ import signal  # noqa: E402
 import socket  # noqa: E402
 import subprocess  # noqa: E402
 import sys  # noqa: E402
+import threading  # noqa: E402
 import time  # noqa: E402
 from dataclasses import dataclass  # noqa: E402
 from pathlib import Path  # noqa: E402
@@ -97,12 +98,73 @@ def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config
     items.sort(key=lambda item: "smoke_reference" in getattr(item, "fixturenames", ()))
 
 
+# The sweep of tests/test_sweeps.py: one experiment through DVC's queue on a copy of the reference.
+SWEEP_NAME = "sweep"
+SWEEP_TASK = "hammer"  # registered, named by no profile
+SWEEP_SETS = (f"profiles.smoke.tasks=[pick_place,{SWEEP_TASK}]", "profiles.smoke.methods=[csil_residual]",
+              "profiles.smoke.finetune.env_steps=50")
+
+
+def _git(repo: Path, *args: str) -> str:
+    return run_tool(["git", "-c", "user.name=t", "-c", "user.email=t@t", *args], repo)
+
+
+class QueuedSweep(threading.Thread):
+    """Queues the sweep on a copy of the reference (its finished stages committed as the baseline) as
+    soon as the reference run has finished, and runs DVC's queue worker on it, in the background: the
+    worker runs it on the core that the unit tests leave idle. ``repo()`` waits until it has run."""
+
+    def __init__(self, reference: subprocess.Popen, source: Path, dest: Path) -> None:
+        super().__init__(daemon=True)
+        self.reference, self.source, self.dest = reference, source, dest
+        self.error: BaseException | None = None
+        self.started_queue = False
+        self.copied = threading.Event()  # the baseline is committed: tests may touch the reference again
+
+    def run(self) -> None:
+        try:
+            if self.reference.wait() != 0:
+                raise RuntimeError("the reference run failed (see the smoke_reference fixture)")
+            shutil.copytree(self.source, self.dest, symlinks=True, ignore=shutil.ignore_patterns("executed"))
+            _git(self.dest, "add", "-A")
+            _git(self.dest, "commit", "-qm", "baseline: the smoke pipeline run")
+            self.copied.set()
+            run_tool(["dvc", "exp", "run", "--queue", "-n", SWEEP_NAME, *[a for s in SWEEP_SETS for a in ("-S", s)]],
+                     self.dest)
+            self.started_queue = True
+            # returns when the worker has run the queue (the worker holds the output pipes)
+            run_tool(["dvc", "queue", "start", "-j", "1"], self.dest)
+        except BaseException as exc:  # handed to the test that asks for the sweep
+            self.error = exc
+        finally:
+            self.copied.set()
+
+    def repo(self) -> Path:
+        self.join(timeout=1800)
+        if self.is_alive() or self.error is not None:
+            raise AssertionError(f"queueing the sweep failed: {self.error!r}")
+        return self.dest
+
+
+@dataclass(frozen=True)
+class ReferenceRun:
+    repo: Path
+    proc: subprocess.Popen
+    log: Path
+    sweep: QueuedSweep | None
+
+
+def _selected(request: pytest.FixtureRequest, fixture: str) -> bool:
+    return any(fixture in getattr(item, "fixturenames", ()) for item in request.session.items)
+
+
 @pytest.fixture(scope="session", autouse=True)
 def _smoke_reference_run(request: pytest.FixtureRequest,
-                         tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, subprocess.Popen, Path] | None]:
+                         tmp_path_factory: pytest.TempPathFactory) -> Iterator[ReferenceRun | None]:
     """Starts the reference run at the session's start when a selected test needs it (it takes minutes
-    on one core; the unit tests use the other meanwhile)."""
-    if not any("smoke_reference" in getattr(item, "fixturenames", ()) for item in request.session.items):
+    on one core; the unit tests use the other meanwhile), and the sweep right after it when a selected
+    test needs that."""
+    if not _selected(request, "smoke_reference"):
         yield None
         return
     repo = copy_project(tmp_path_factory.mktemp("smoke") / "project")
@@ -110,18 +172,33 @@ def _smoke_reference_run(request: pytest.FixtureRequest,
     with log.open("w") as handle:
         proc = subprocess.Popen(["cohirl", "repro", "--backend", "dvc"], cwd=repo, env=tool_env(), stdout=handle,
                                 stderr=subprocess.STDOUT)
-    yield repo, proc, log
+    sweep = None
+    if _selected(request, "swept"):
+        sweep = QueuedSweep(proc, repo, tmp_path_factory.mktemp("sweeps") / "project")
+        sweep.start()
+    yield ReferenceRun(repo, proc, log, sweep)
     if proc.poll() is None:
         proc.kill()
         proc.wait()
+    if sweep is not None and sweep.started_queue:  # a worker left running by a failed test
+        subprocess.run(["dvc", "queue", "stop", "--kill"], cwd=sweep.dest, env=tool_env(), capture_output=True)
 
 
 @pytest.fixture(scope="session")
-def smoke_reference(_smoke_reference_run: tuple[Path, subprocess.Popen, Path]) -> Path:
+def smoke_reference(_smoke_reference_run: ReferenceRun) -> Path:
     """The smoke profile run by plain sequential ``dvc repro``: the reference every executor matches."""
-    repo, proc, log = _smoke_reference_run
-    assert proc.wait(timeout=1800) == 0, f"reference `dvc repro` failed:\n{log.read_text()[-4000:]}"
-    return repo
+    run = _smoke_reference_run
+    assert run.proc.wait(timeout=1800) == 0, f"reference `dvc repro` failed:\n{run.log.read_text()[-4000:]}"
+    if run.sweep is not None:  # some tests change the reference for a moment: copy it for the sweep first
+        run.sweep.copied.wait(timeout=600)
+    return run.repo
+
+
+@pytest.fixture(scope="session")
+def queued_sweep(_smoke_reference_run: ReferenceRun, smoke_reference: Path) -> Path:
+    """The copy of the reference on which DVC's queue has run the sweep experiment."""
+    assert _smoke_reference_run.sweep is not None, "request the `swept` fixture to have the sweep queued"
+    return _smoke_reference_run.sweep.repo()
 
 
 def _free_port() -> int:

@@ -1,6 +1,7 @@
 """Sweeps the DVC way (issue 28), on one small pipeline: a copy of the smoke reference, its finished
 stages committed as the baseline. One experiment goes through DVC's queue (`dvc exp run --queue -S`,
-then `dvc queue start`): it adds a registered task that no profile names, drops methods and shortens
+then `dvc queue start`; conftest queues it as soon as the reference has finished, so that it runs
+beside the other tests): it adds a registered task that no profile names, drops methods and shortens
 the finetuning budget. The new task's whole chain runs; the baseline task reruns finetuning and the
 report only (its upstream lock entries and rows are the baseline's). `dvc exp show` lists the
 experiment with its changed params and metrics; `dvc plots diff` draws its learning curve beside the
@@ -10,7 +11,6 @@ from __future__ import annotations
 
 import io
 import json
-import shutil
 import subprocess
 import time
 from pathlib import Path
@@ -19,16 +19,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from conftest import run_tool, tool_env
-
-NEW_TASK = "hammer"  # registered, named by no profile
-EXP = "sweep"
-SETS = [f"profiles.smoke.tasks=[pick_place,{NEW_TASK}]", "profiles.smoke.methods=[csil_residual]",
-        "profiles.smoke.finetune.env_steps=50"]
-
-
-def _git(repo: Path, *args: str) -> str:
-    return run_tool(["git", "-c", "user.name=t", "-c", "user.email=t@t", *args], repo)
+from conftest import SWEEP_NAME as EXP, SWEEP_TASK as NEW_TASK, run_tool, tool_env
 
 
 def _json(repo: Path, *args: str) -> dict | list:
@@ -43,17 +34,13 @@ def _show(repo: Path, rev: str, path: str) -> str:
 
 
 @pytest.fixture(scope="module")
-def swept(smoke_reference: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, dict]]:
-    repo = tmp_path_factory.mktemp("sweeps") / "project"
-    shutil.copytree(smoke_reference, repo, symlinks=True, ignore=shutil.ignore_patterns("executed"))
-    _git(repo, "add", "-A")
-    _git(repo, "commit", "-qm", "baseline: the smoke pipeline run")
-    run_tool(["dvc", "exp", "run", "--queue", "-n", EXP, *[a for s in SETS for a in ("-S", s)]], repo)
-    run_tool(["dvc", "queue", "start", "-j", "1"], repo)
+def swept(queued_sweep: Path) -> tuple[Path, dict[str, dict]]:
+    """The sweep, queued by conftest as soon as the reference finished, once DVC's worker has run it."""
+    repo = queued_sweep
     deadline = time.time() + 900
     while "Queued" in (status := run_tool(["dvc", "queue", "status"], repo)) or "Running" in status:
         assert time.time() < deadline, status
-        time.sleep(5)
+        time.sleep(2)
     assert status.count("Success") == 1, status + run_tool(["dvc", "queue", "logs", EXP], repo)
     shown = _json(repo, "exp", "show", "--json")
     exps = {e["name"]: e for base in shown for run in base.get("experiments") or [] for e in run["revs"]}

@@ -2,7 +2,10 @@
 
 One torch thread (as every stage runs). Prints ms per ``Learner.update`` for CSIL (coherent reward,
 refinement, KL actor) and the sparse residual baseline, and the aten calls per update that
-``torch.profiler`` records (every ``aten::`` event, nested ones included: the dispatch work). Compare two versions of the code by running
+``torch.profiler`` records (every ``aten::`` event, nested ones included: the dispatch work). With
+``--sections``, also where an update's time goes: ms per update in each phase of ``Learner.update``
+(the policy forwards at s and s', the reward's log q_φ, the TD target, the critic step, the reward
+refinement, the actor step), timed by wrapping the learner's methods over the same updates. Compare two versions of the code by running
 it on each (the numbers depend on the machine's load: run nothing else beside it).
 
     python benchmarks/learner_speed.py --updates 200
@@ -38,8 +41,13 @@ def synthetic_demos(obs_dim: int, action_dim: int, composition: object, frames: 
     return demo_buffer(episodes, composition)
 
 
-def ms_per_update(method: str, size: str, updates: int, obs_dim: int = 61, action_dim: int = 7) -> tuple[float, float]:
-    """(ms per update, aten calls per update) on synthetic batches at the named sizes."""
+SECTIONS = ("_policies_at", "_reward_log_q", "td_target", "critic_step", "_reward_step", "_actor_step")
+
+
+def ms_per_update(method: str, size: str, updates: int, obs_dim: int = 61, action_dim: int = 7,
+                  sections: dict[str, float] | None = None) -> tuple[float, float]:
+    """(ms per update, aten calls per update) on synthetic batches at the named sizes; ``sections``,
+    when given, receives the ms per update spent in each of ``SECTIONS``."""
     s = SIZES[size]
     overrides = {k: v for k, v in s.items() if k != "batch"}
     overrides.update(demo_batch_size=s["batch"], replay_batch_size=s["batch"], bc_steps=0, pretrain_critic=False,
@@ -51,11 +59,31 @@ def ms_per_update(method: str, size: str, updates: int, obs_dim: int = 61, actio
     batches = [(demos.sample(s["batch"], rng), demos.sample(s["batch"], rng)) for _ in range(updates + 10)]
     for demo_batch, replay_batch in batches[:10]:  # warm-up
         learner.update(demo_batch, replay_batch)
+    totals: dict[str, float] = {}
+    if sections is not None:
+        for name in SECTIONS:
+            _time_method(learner, name, totals)
     start = time.perf_counter()
     for demo_batch, replay_batch in batches[10:]:
         learner.update(demo_batch, replay_batch)
     ms = 1000 * (time.perf_counter() - start) / updates
+    if sections is not None:
+        sections.update({name: 1000 * totals.get(name, 0.0) / updates for name in SECTIONS})
     return ms, aten_calls_per_update(learner, batches[:5])
+
+
+def _time_method(obj: object, name: str, totals: dict[str, float]) -> None:
+    """Wrap ``obj.name`` (an instance attribute now) so that its wall time adds up in ``totals[name]``."""
+    fn = getattr(obj, name)
+
+    def timed(*args: object, **kwargs: object) -> object:
+        start = time.perf_counter()
+        try:
+            return fn(*args, **kwargs)
+        finally:
+            totals[name] = totals.get(name, 0.0) + time.perf_counter() - start
+
+    setattr(obj, name, timed)
 
 
 def aten_calls_per_update(learner: object, batches: list[tuple[object, object]]) -> float:
@@ -72,13 +100,19 @@ def main() -> None:
     p.add_argument("--updates", type=int, default=200)
     p.add_argument("--sizes", nargs="+", default=["quick", "paper"])
     p.add_argument("--methods", nargs="+", default=["csil_residual", "csil_ensemble", "sparse_residual"])
+    p.add_argument("--sections", action="store_true", help="also print ms per update in each phase of the update")
     args = p.parse_args()
     _runtime.configure_torch(1)
     for size in args.sizes:
         for method in args.methods:
-            ms, calls = ms_per_update(method, size, args.updates if size == "quick" else max(20, args.updates // 5))
+            sections: dict[str, float] | None = {} if args.sections else None
+            ms, calls = ms_per_update(method, size, args.updates if size == "quick" else max(20, args.updates // 5),
+                                      sections=sections)
             print(f"{size:6s} {method:18s} {ms:7.1f} ms/update  {1000 / ms:6.1f} updates/s  "
                   f"{calls:6.0f} aten calls/update", flush=True)
+            if sections:
+                print("       " + "  ".join(f"{name.strip('_')} {t:.2f}" for name, t in sections.items() if t > 0)
+                      + f"  (ms per update; the rest {ms - sum(sections.values()):.2f})", flush=True)
 
 
 if __name__ == "__main__":

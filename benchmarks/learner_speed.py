@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import time
+from collections import defaultdict
 
 import numpy as np
 import torch
@@ -23,6 +24,7 @@ from cohirl import _runtime
 from cohirl.methods import build_method
 from cohirl.csil.pretrain import build_learner
 from cohirl.csil.replay import DemoEpisode, demo_buffer
+from finetune_speed import timed  # wraps a method to add up its wall time
 
 SIZES = {
     "quick": {"hetstat_features": 64, "policy_hidden": (128, 128), "critic_hidden": (128, 128), "batch": 64},
@@ -59,31 +61,17 @@ def ms_per_update(method: str, size: str, updates: int, obs_dim: int = 61, actio
     batches = [(demos.sample(s["batch"], rng), demos.sample(s["batch"], rng)) for _ in range(updates + 10)]
     for demo_batch, replay_batch in batches[:10]:  # warm-up
         learner.update(demo_batch, replay_batch)
-    totals: dict[str, float] = {}
+    totals: dict[str, float] = defaultdict(float)
     if sections is not None:
         for name in SECTIONS:
-            _time_method(learner, name, totals)
+            timed(learner, name, totals, name)
     start = time.perf_counter()
     for demo_batch, replay_batch in batches[10:]:
         learner.update(demo_batch, replay_batch)
     ms = 1000 * (time.perf_counter() - start) / updates
     if sections is not None:
-        sections.update({name: 1000 * totals.get(name, 0.0) / updates for name in SECTIONS})
+        sections.update({name: 1000 * totals[name] / updates for name in SECTIONS})
     return ms, aten_calls_per_update(learner, batches[:5])
-
-
-def _time_method(obj: object, name: str, totals: dict[str, float]) -> None:
-    """Wrap ``obj.name`` (an instance attribute now) so that its wall time adds up in ``totals[name]``."""
-    fn = getattr(obj, name)
-
-    def timed(*args: object, **kwargs: object) -> object:
-        start = time.perf_counter()
-        try:
-            return fn(*args, **kwargs)
-        finally:
-            totals[name] = totals.get(name, 0.0) + time.perf_counter() - start
-
-    setattr(obj, name, timed)
 
 
 def aten_calls_per_update(learner: object, batches: list[tuple[object, object]]) -> float:

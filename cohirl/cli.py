@@ -156,7 +156,7 @@ def cmd_repro(args: argparse.Namespace) -> None:
 
         targets += profile_stages(profile)
     repro(targets, jobs=args.jobs, force=args.force, backend=args.backend, cpus_per_stage=args.cpus_per_stage,
-          allow_unauthenticated=args.allow_unauthenticated)
+          allow_unauthenticated=args.allow_unauthenticated, allow_missing=args.allow_missing)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -221,6 +221,10 @@ def _parser() -> argparse.ArgumentParser:
     rp.add_argument("--cpus-per-stage", type=float, default=1.0, help="Ray CPUs each stage task asks for")
     rp.add_argument("--allow-unauthenticated", action="store_true",
                     help="join $RAY_ADDRESS although RAY_AUTH_MODE is not 'token' (a cluster no one else can reach)")
+    rp.add_argument("--allow-missing", action="store_true",
+                    help="do not rerun a stage only because its outputs are not on this machine (a fresh clone), "
+                    "except those a stage that runs needs (rebuilt to the hashes dvc.lock holds): resumes a "
+                    "profile run made in parts")
     rp.set_defaults(fn=cmd_repro)
 
     wi = sub.add_parser("wiring", help="check (or --write) each DVC stage's code dependencies against what it runs")

@@ -28,7 +28,7 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 from cohirl import ray_stage
 from cohirl.errors import CohirlError
@@ -175,6 +175,41 @@ def out_of_date(root: Path, names: Sequence[str]) -> set[str]:
     """The stages among ``names`` that ``dvc status`` reports as changed."""
     with contextlib.chdir(root), _dvc_repo(Path(".")) as repo:
         return set(repo.status(targets=list(names))) & set(names)
+
+
+def missing_status(root: Path, names: Sequence[str]) -> tuple[set[str], set[str]]:
+    """Among ``names``: the stages DVC would rerun even with missing data allowed (``dvc repro
+    --allow-missing``: a changed command, parameter or present dependency), and, of the others, those
+    whose outputs are not on this machine (a fresh clone without the DVC cache: bases, checkpoints)."""
+    wanted, changed, missing = set(names), set(), set()
+    with contextlib.chdir(root), _dvc_repo(Path(".")) as repo, repo.lock:
+        graph = repo.index.graph
+        for stage in graph.nodes:
+            if stage.addressing not in wanted:
+                continue
+            if stage.changed(allow_missing=True, upstream=list(graph.successors(stage))):
+                changed.add(stage.addressing)
+            elif stage.changed_outs():
+                missing.add(stage.addressing)
+    return changed, missing
+
+
+def missing_rebuilds(pipeline: Pipeline, changed: set[str], exists: Callable[[str], bool]) -> set[str]:
+    """The stages to run when missing outputs are allowed: the changed ones, and the producer of every
+    dependency of a stage to run that is not on this machine (transitively). DVC's ``--allow-missing``
+    would skip those producers and fail on the absent files; deterministic stages rebuild them to the
+    hashes ``dvc.lock`` holds."""
+    producers = [(out, name) for name, info in pipeline.stages.items() for out in info.outs]
+    run, todo = set(changed), list(changed)
+    while todo:
+        for dep in pipeline.stages[todo.pop()].deps:
+            if exists(dep):
+                continue
+            for out, producer in producers:
+                if producer not in run and (_under(dep, (out,)) or _under(out, (dep,))):
+                    run.add(producer)
+                    todo.append(producer)
+    return run
 
 
 def commit_stage(root: Path, name: str) -> None:
@@ -370,6 +405,8 @@ class RayRepro:
     log_dir: Path = LOG_DIR
     outcomes: dict[str, Outcome] = field(default_factory=dict)
     stale: dict[str, bool] = field(default_factory=dict)  # dvc status, asked once per stage when it is ready
+    allow_missing: bool = False  # outputs absent here are no reason to run a stage (see missing_rebuilds)
+    rebuild: set[str] = field(default_factory=set)  # with allow_missing: stages with missing outputs that others need
 
     def run(self) -> bool:
         import ray
@@ -409,7 +446,7 @@ class RayRepro:
             if not ready:
                 return
             unknown = [n for n in ready if n not in self.stale]
-            found = set(unknown) if self.force else out_of_date(self.root, unknown) if unknown else set()
+            found = set(unknown) if self.force or not unknown else self._out_of_date(unknown)
             self.stale.update({n: n in found for n in unknown})
             for name in sorted(ready, key=lambda n: (-priority[n], n)):
                 checked.add(name)
@@ -422,6 +459,12 @@ class RayRepro:
                     continue
                 running[self._submit(name)] = name
                 print(f"[{name}] submitted", flush=True)
+
+    def _out_of_date(self, names: list[str]) -> set[str]:
+        if not self.allow_missing:
+            return out_of_date(self.root, names)
+        return ({n for n in names if n in self.rebuild}
+                | missing_status(self.root, [n for n in names if n not in self.rebuild])[0])
 
     def _submit(self, name: str) -> Any:
         import ray
@@ -532,8 +575,10 @@ def install_outputs(root: Path, outputs: bytes, outs: Sequence[str]) -> None:
 # -- entry point ------------------------------------------------------------------------------
 def repro(targets: Sequence[str] = (), jobs: int | None = None, force: bool = False, root: Path = Path("."),
           backend: str = "ray", dvc: str = "dvc", cpus_per_stage: float = 1.0,
-          allow_unauthenticated: bool = False) -> None:
-    """Reproduce the pipeline (or ``targets`` and their upstream) on ``backend``."""
+          allow_unauthenticated: bool = False, allow_missing: bool = False) -> None:
+    """Reproduce the pipeline (or ``targets`` and their upstream) on ``backend``. ``allow_missing``: a
+    stage whose only change is outputs absent from this machine is not rerun, unless a stage that runs
+    needs them (``missing_rebuilds``): how a profile run made in parts resumes on a fresh machine."""
     os.environ["PATH"] = ray_stage.venv_first(os.environ.get("PATH", ""))  # the venv, activated or not
     if backend not in BACKENDS:
         raise CohirlError(f"unknown backend {backend!r}; choose one of {BACKENDS}.")
@@ -546,6 +591,9 @@ def repro(targets: Sequence[str] = (), jobs: int | None = None, force: bool = Fa
     check_project(root)  # cohirl's own pipeline: settings that build, dvc.yaml of its pipelines
     own = (root / "params.yaml").exists()
     if backend == "dvc":
+        if allow_missing:
+            raise CohirlError("--allow-missing needs the ray backend: `dvc repro --allow-missing` skips a stage "
+                              "whose outputs are missing even when a stage that runs needs them.")
         if own:
             rename_lock_entries(root)
         return _dvc_repro(targets, force, root, dvc)
@@ -561,7 +609,11 @@ def repro(targets: Sequence[str] = (), jobs: int | None = None, force: bool = Fa
         where = "a local Ray instance" if local else f"the Ray cluster at {os.environ['RAY_ADDRESS']}"
         print(f"cohirl repro: {len(pipeline.graph.upstream)} stages on {where} ({len(nodes)} node(s)); "
               f"logs in {LOG_DIR}/", flush=True)
-        runner = RayRepro(pipeline, root, force, max_in_flight=None if local else jobs, cpus_per_stage=cpus_per_stage)
+        runner = RayRepro(pipeline, root, force, max_in_flight=None if local else jobs, cpus_per_stage=cpus_per_stage,
+                          allow_missing=allow_missing and not force)
+        if runner.allow_missing:
+            changed, _ = missing_status(root, list(pipeline.graph.upstream))
+            runner.rebuild = missing_rebuilds(pipeline, changed, lambda rel: (root / rel).exists())
         ok = runner.run()
     finally:
         import ray
@@ -572,7 +624,10 @@ def repro(targets: Sequence[str] = (), jobs: int | None = None, force: bool = Fa
     if not ok:
         raise CohirlError(f"stage(s) {runner.failed} failed (logs above and in {LOG_DIR}/); fix the cause and "
                           "rerun: finished stages are recorded and skipped.")
-    _final_check(targets, root, dvc)
+    if runner.allow_missing:
+        _final_check_missing(list(pipeline.graph.upstream), root)
+    else:
+        _final_check(targets, root, dvc)
 
 
 def _dvc_repro(targets: Sequence[str], force: bool, root: Path, dvc: str) -> None:
@@ -591,3 +646,12 @@ def _final_check(targets: Sequence[str], root: Path, dvc: str) -> None:
         raise CohirlError(f"after the Ray run `dvc status` still reports changes:\n{check.stdout[-2000:]}"
                           f"{check.stderr[-2000:]}")
     print("cohirl repro: done; `dvc status` reports the pipeline up to date", flush=True)
+
+
+def _final_check_missing(names: Sequence[str], root: Path) -> None:
+    """With missing outputs allowed: nothing may be left to rerun but outputs that are not on this machine."""
+    changed, missing = missing_status(root, names)
+    if changed:
+        raise CohirlError(f"after the Ray run DVC still reports changes beyond missing outputs: {sorted(changed)}")
+    absent = f"; {len(missing)} stage(s) up to date with outputs not on this machine" if missing else ""
+    print(f"cohirl repro: done; DVC reports nothing to rerun (missing outputs allowed{absent})", flush=True)

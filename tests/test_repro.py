@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import ipaddress
 import os
 import subprocess
@@ -15,7 +16,8 @@ import yaml
 from cohirl.errors import CohirlError
 from cohirl.progress import PROGRESS_ENV, progress_bar, read_progress
 from cohirl.ray_stage import pack, unpack
-from cohirl.repro import StageGraph, check_authenticated, check_nodes, check_reachable, install_outputs, progress_line, read_pipeline, repro
+from cohirl.repro import (StageGraph, check_authenticated, check_nodes, check_reachable, install_outputs, missing_rebuilds,
+                          missing_status, Pipeline, StageInfo, progress_line, read_pipeline, repro)
 from conftest import RayCluster, tool_env
 
 DVC = str(Path(sys.executable).parent / "dvc")
@@ -46,6 +48,25 @@ def test_graph_priorities_and_restriction() -> None:
     assert set(graph.restricted_to(["ft1"]).upstream) == {"ft1", "base", "demos"}
     with pytest.raises(CohirlError, match="unknown stage"):
         graph.restricted_to(["nope"])
+
+
+def test_missing_outputs_are_rebuilt_only_where_a_stage_that_runs_needs_them() -> None:
+    def stage(name: str, deps: list[str], outs: list[str]) -> StageInfo:
+        return StageInfo(name, f"make {name}", ["cohirl/x.py", *deps], outs, [])
+
+    stages = [stage("demos", [], ["data/demos"]), stage("base", ["data/demos"], ["data/base", "rows/base.csv"]),
+              stage("scaling", ["data/demos"], ["data/scaling", "rows/scaling.csv"]),
+              *(stage(f"ft{i}", ["data/base/model.pt"], [f"rows/ft{i}", f"data/ckpt/ft{i}"]) for i in (1, 2)),
+              stage("report", ["rows/ft1", "rows/ft2", "rows/scaling.csv"], ["rows/tables"])]
+    graph = StageGraph({"demos": set(), "base": {"demos"}, "scaling": {"demos"}, "ft1": {"base"},
+                        "ft2": {"base"}, "report": {"ft1", "ft2", "scaling"}})
+    pipeline = Pipeline(graph, {s.name: s for s in stages})
+    fresh = lambda rel: not rel.startswith("data/")  # noqa: E731 - a fresh clone: rows and code, no data
+    # ft2's code changed: its base and the base's demos are rebuilt; ft1, scaling (rows in git) are not.
+    assert missing_rebuilds(pipeline, {"ft2", "report"}, fresh) == {"ft2", "report", "base", "demos"}
+    assert missing_rebuilds(pipeline, set(), fresh) == set()
+    assert missing_rebuilds(pipeline, {"report"}, fresh) == {"report"}
+    assert missing_rebuilds(pipeline, {"ft2"}, lambda rel: True) == {"ft2"}  # nothing missing, nothing added
 
 
 def test_pack_is_deterministic_skips_and_keeps_existing(tmp_path: Path) -> None:
@@ -277,3 +298,46 @@ def test_a_renamed_stage_keeps_its_lock_entry_and_dvc_reruns_nothing(tmp_path: P
     assert rename_lock_entries(root) == {}
     status = subprocess.run(["dvc", "status", "make-p"], cwd=root, capture_output=True, text=True, env=tool_env())
     assert "up to date" in status.stdout, status.stdout + status.stderr
+
+
+WRITE = "python -c \"import sys; open(sys.argv[1], 'w').write(' '.join(sys.argv[2:]))\""
+FRESH_MACHINE = {"stages": {  # cached outputs (demos, base) and persistent checkpoints are not in git
+    "demos": {"cmd": f"{WRITE} demos.txt demos", "outs": ["demos.txt"]},
+    "base": {"cmd": "cat demos.txt > base.txt", "deps": ["demos.txt"], "outs": ["base.txt"]},
+    **{f"run_{x}": {"cmd": f"cat base.txt > rows_{x}.txt && mkdir -p ckpt_{x} && {WRITE} ckpt_{x}/last {x}",
+                    "deps": ["base.txt"], "outs": [{f"rows_{x}.txt": {"cache": False}},
+                                                   {f"ckpt_{x}": {"cache": False, "persist": True}}]} for x in "ab"},
+    "other": {"cmd": f"{WRITE} other.txt other", "outs": ["other.txt"]},
+    "report": {"cmd": "cat rows_a.txt rows_b.txt > report.txt", "deps": ["rows_a.txt", "rows_b.txt"],
+               "outs": [{"report.txt": {"cache": False}}]},
+}}
+
+
+def test_allow_missing_resumes_a_run_in_parts_on_a_fresh_machine(tmp_path: Path, loopback_ray_cluster: RayCluster,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    root = _project(tmp_path, FRESH_MACHINE)
+    subprocess.run([DVC, "repro", "-q"], cwd=root, check=True, env=tool_env())
+    locked = yaml.safe_load((root / "dvc.lock").read_text())["stages"]
+    # A fresh clone: rows and the lock are in git; cached outputs, DVC cache and checkpoints are not.
+    for rel in ("demos.txt", "base.txt", "other.txt", "ckpt_a", "ckpt_b", ".dvc/cache"):
+        subprocess.run(["rm", "-rf", rel], cwd=root, check=True)
+    stages = yaml.safe_load((root / "dvc.yaml").read_text())
+    stages["stages"]["run_b"]["cmd"] += " && echo v2 >> rows_b.txt"  # run_b's code changed since
+    (root / "dvc.yaml").write_text(yaml.safe_dump(stages))
+    names = list(FRESH_MACHINE["stages"])
+    assert missing_status(root, names) == ({"run_b"}, {"demos", "base", "run_a", "other"})
+    with pytest.raises(CohirlError, match="needs the ray backend"):
+        repro(root=root, dvc=DVC, backend="dvc", allow_missing=True)
+    for key, value in loopback_ray_cluster.env().items():
+        if key.startswith("RAY_"):
+            monkeypatch.setenv(key, value)
+    repro(root=root, dvc=DVC, allow_missing=True)
+    with (root / "logs/repro/summary.csv").open() as handle:
+        status = {row["stage"]: row["status"] for row in csv.DictReader(handle)}
+    assert status == {"demos": "ran", "base": "ran", "run_b": "ran", "report": "ran",
+                      "run_a": "up to date", "other": "up to date"}
+    lock = yaml.safe_load((root / "dvc.lock").read_text())["stages"]
+    assert lock["base"]["outs"] == locked["base"]["outs"]  # rebuilt to the hash the lock held
+    assert lock["run_a"] == locked["run_a"] and not (root / "ckpt_a").exists() and not (root / "other.txt").exists()
+    assert (root / "report.txt").read_text() == "demosdemosv2\n"
+    assert missing_status(root, names) == (set(), {"run_a", "other"})

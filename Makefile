@@ -8,6 +8,7 @@ PYTHON ?= python3.11
 VENV := .venv
 PROFILE ?= quick
 JOBS ?= $(shell nproc 2>/dev/null || echo 2)
+REPRO_ARGS ?=  # e.g. --allow-missing: resume a profile run made in parts on a fresh machine
 LOCK_HASH := $(shell cat requirements.lock pyproject.toml | sha256sum | cut -c1-16)
 STAMP := $(VENV)/.cohirl-lock-$(LOCK_HASH)-pyc
 BIN := $(CURDIR)/$(VENV)/bin
@@ -34,7 +35,7 @@ $(STAMP): requirements.lock pyproject.toml
 
 reproduce: setup
 	$(BIN)/cohirl profile $(PROFILE)
-	@start=$$(date +%s); $(BIN)/cohirl repro --jobs $(JOBS) --profile $(PROFILE) && \
+	@start=$$(date +%s); $(BIN)/cohirl repro --jobs $(JOBS) --profile $(PROFILE) $(REPRO_ARGS) && \
 		echo "cohirl repro ($(PROFILE), $(JOBS) jobs) wall time: $$(( $$(date +%s) - start )) s"
 
 test: setup
